@@ -1,0 +1,66 @@
+"""Shared command-line plumbing for the stage scripts in ``workflow/scripts/``.
+
+Every script: ``--params FILE [FILE ...]`` (merged in order, as Snakemake merges ``--configfile``), ``--threads N``
+(Snakemake passes ``{threads}``; default: every core), its own inputs/outputs, then exactly one library call.
+Expected failures (bad parameters, bad data, missing optional dependencies, a non-finite loss) print one clear
+message to stderr and exit with code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import ParamsError, load_params
+from .runtime import set_threads
+
+
+class StageError(RuntimeError):
+    """An expected, explained failure of a stage (bad input data, missing optional dependency...)."""
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None,
+                                epilog="Parameters come from the --params files (params.yaml by default).")
+    p.add_argument("--params", nargs="+", default=["params.yaml"], metavar="FILE",
+                   help="parameter files merged in order (default: params.yaml)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    return p
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ParamsError, StageError, FileNotFoundError]
+    from .training import NonFiniteLoss
+
+    errors.append(NonFiniteLoss)
+    try:
+        from .data.datasets import DatasetError
+
+        errors.append(DatasetError)
+    except ImportError:
+        pass
+    try:
+        from .tokenizer.losses import LPIPSUnavailable
+
+        errors.append(LPIPSUnavailable)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def run(argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],
+        body: Callable[[argparse.Namespace, dict[str, Any]], Any]) -> int:
+    """Parse ``argv``, load and validate params, set threads, run ``body(args, params)``; map expected errors to 2."""
+    args = build().parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        params = load_params(args.params)
+        set_threads(args.threads)
+        body(args, params)
+    except expected_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

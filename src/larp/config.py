@@ -1,0 +1,201 @@
+"""Parameters: load ``params.yaml`` (plus override files), validate, resolve named variants.
+
+``params.yaml`` is the single source of truth. Snakemake loads it with ``configfile:`` (and merges any
+``--configfile`` on top); every stage script receives the same list of files with ``--params`` and merges them the
+same way (dicts merge recursively, everything else is replaced), so both tools and a hand-run script see identical
+values. The JSON schema in ``larp/schemas/params.schema.yaml`` is checked before any stage runs: an unknown key, a
+wrong type or an out-of-range value stops with a message naming the key path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_RESOURCE = "schemas/params.schema.yaml"
+
+
+class ParamsError(ValueError):
+    """Invalid parameters. The message lists every problem with its key path."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    text = resources.files("larp").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge (Snakemake's ``update_config`` semantics): dicts merge, other values replace."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"parameter file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must hold a mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+def _fmt_path(parts: Sequence[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _allowed(error: Any) -> str:
+    """Say what is allowed for the failed schema keyword, in words."""
+    v, kw = error.validator_value, error.validator
+    return {
+        "type": f"a value of type {v}",
+        "enum": f"one of {v}",
+        "minimum": f"a number >= {v}",
+        "maximum": f"a number <= {v}",
+        "exclusiveMinimum": f"a number > {v}",
+        "exclusiveMaximum": f"a number < {v}",
+        "minItems": f"at least {v} item(s)",
+        "maxItems": f"at most {v} item(s)",
+        "required": f"the keys {v}",
+        "pattern": f"a string matching {v!r}",
+        "minLength": f"a string of length >= {v}",
+    }.get(kw, f"{kw}: {v}")
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def validate_params(params: Mapping[str, Any], source: str = "params") -> None:
+    """Raise :class:`ParamsError` listing every schema violation (key path, bad value, what is allowed)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = []
+    for err in sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path))):
+        path = _fmt_path(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            allowed = sorted(err.schema.get("properties", {}))
+            for key in extra:
+                where = f"{path}.{key}" if err.absolute_path else key
+                problems.append(f"{where}: unknown key; allowed keys here are {allowed}")
+        elif err.validator == "required":
+            problems.append(f"{path}: {err.message}")
+        else:
+            hint = ""
+            if isinstance(err.instance, str) and err.validator == "type" and _looks_numeric(err.instance):
+                hint = " (write floats as 1.0e-4: YAML 1.1, which Snakemake uses, reads 1e-4 as a string)"
+            problems.append(f"{path} = {err.instance!r} is invalid: expected {_allowed(err)}{hint}")
+    problems.extend(_cross_checks(params))
+    if problems:
+        raise ParamsError(f"{source}: {len(problems)} invalid parameter(s):\n  - " + "\n  - ".join(problems))
+
+
+def _cross_checks(params: Mapping[str, Any]) -> list[str]:
+    """Checks that span keys (the schema handles single values)."""
+    out = []
+    datasets = params.get("datasets", {}) or {}
+    tok = params.get("tokenizer", {}) or {}
+    for name in tok.get("train_datasets", []) or []:
+        if name not in datasets:
+            out.append(f"tokenizer.train_datasets names dataset {name!r}, which is not declared under datasets: "
+                       f"{sorted(datasets)}")
+    if tok.get("val_dataset") and tok["val_dataset"] not in datasets:
+        out.append(f"tokenizer.val_dataset = {tok['val_dataset']!r} is not declared under datasets: {sorted(datasets)}")
+    for variants_key, section in VARIANT_SECTIONS.items():
+        if not isinstance(params.get(section), Mapping):
+            continue
+        for name, overrides in (params.get(variants_key) or {}).items():
+            _, problems = _apply_overrides(params[section], overrides or {}, section, f"{variants_key}.{name}")
+            out.extend(problems)
+    return out
+
+
+# variant collections and the section their dotted overrides apply to
+VARIANT_SECTIONS = {"tokenizers": "tokenizer"}
+
+
+def _apply_overrides(section: Mapping[str, Any], overrides: Mapping[str, Any], section_name: str,
+                     where: str) -> tuple[dict[str, Any], list[str]]:
+    """Apply dotted overrides to a copy of ``section``; return it with the problems found (unknown keys, bad values)."""
+    import jsonschema
+
+    out = copy.deepcopy(dict(section))
+    problems = []
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        parent: Any = out
+        for p in parts[:-1]:
+            parent = parent.get(p) if isinstance(parent, Mapping) else None
+        if not isinstance(parent, Mapping):
+            problems.append(f"{where}: override key {dotted!r} does not lead into a mapping under {section_name}")
+            continue
+        set_dotted(out, dotted, value)
+    sub = dict(schema()["properties"][section_name], **{"$defs": schema()["$defs"]})
+    validator = jsonschema.Draft202012Validator(sub)
+    # report only what the overrides introduced: the base section's own problems are reported once, elsewhere
+    base = {(tuple(e.absolute_path), e.message) for e in validator.iter_errors(dict(section))}
+    for err in validator.iter_errors(out):
+        if (tuple(err.absolute_path), err.message) in base:
+            continue
+        path = ".".join([section_name, *map(str, err.absolute_path)])
+        problems.append(f"{where}: after its overrides, {path}: {err.message}")
+    return out, problems
+
+
+def load_params(paths: Sequence[str | os.PathLike] | str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """Read, merge in order, and validate parameter files. Raises :class:`ParamsError`."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ParamsError("no parameter file given")
+    merged: dict[str, Any] = {}
+    for p in paths:
+        merged = deep_merge(merged, read_yaml(p))
+    validate_params(merged, source=" + ".join(str(p) for p in paths))
+    return merged
+
+
+def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+    d[parts[-1]] = copy.deepcopy(value)
+
+
+def variant_section(params: Mapping[str, Any], section: str, variants_key: str, name: str) -> dict[str, Any]:
+    """The ``section`` dict with the overrides of variant ``name`` (from ``params[variants_key]``) applied.
+
+    Overrides are dotted keys relative to the section, e.g. ``tokenizers: {patchwise: {model.kind: patchwise}}``.
+    The result is validated against the section's schema, so an override can't smuggle in a bad value.
+    """
+    variants = params.get(variants_key) or {}
+    if name not in variants:
+        raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)}")
+    out, problems = _apply_overrides(params[section], variants[name] or {}, section, f"{variants_key}.{name}")
+    if problems:
+        raise ParamsError("\n  - ".join(["invalid variant:"] + problems))
+    return out

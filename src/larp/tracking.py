@@ -1,0 +1,138 @@
+"""The one place that talks to MLflow.
+
+Default store: ``sqlite:///<repo>/mlflow.db`` with artifacts in ``<repo>/mlruns`` so that ``mlflow ui`` run from the
+repository root shows every run with no server (MLflow 3.17 defaults and pitfalls: workflow-notes.md §0.5, §4).
+``MLFLOW_TRACKING_URI`` in the environment wins over ``tracking.uri`` in params. One experiment per study
+(``<prefix>-<study>``); runs are tagged with stage, variant, git commit and carry the resolved parameters.
+
+Tracking can be switched off in params (``tracking.enabled: false``); then every call is an explicit no-op. When it
+is on, a failure to reach the store raises :class:`TrackingError` naming the store and the fix: it is never
+silently swallowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .runtime import git_commit
+
+
+class TrackingError(RuntimeError):
+    pass
+
+
+def default_uri(root: str | os.PathLike | None = None) -> str:
+    root = Path(root or os.getcwd()).resolve()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
+    return out
+
+
+class Tracker:
+    """A run in an MLflow experiment; use as a context manager. Only rank 0 should create an enabled one."""
+
+    def __init__(self, *, enabled: bool, experiment: str, run_name: str, tags: Mapping[str, str] | None = None,
+                 params: Mapping[str, Any] | None = None, uri: str | None = None, parent_run_id: str | None = None):
+        self.enabled = enabled
+        self.experiment, self.run_name = experiment, run_name
+        self.tags = dict(tags or {})
+        self.params = dict(params or {})
+        self.uri = os.environ.get("MLFLOW_TRACKING_URI") or uri or default_uri()
+        self.parent_run_id = parent_run_id
+        self.run_id: str | None = None
+        self._mlflow: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def __enter__(self) -> Tracker:
+        if not self.enabled:
+            return self
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        try:
+            import mlflow
+
+            self._mlflow = mlflow
+            mlflow.set_tracking_uri(self.uri)
+            if self.uri.startswith("sqlite:///"):
+                art = Path(self.uri.removeprefix("sqlite:///")).parent / "mlruns"
+                if mlflow.get_experiment_by_name(self.experiment) is None:
+                    mlflow.create_experiment(self.experiment, artifact_location=art.as_uri())
+            mlflow.set_experiment(self.experiment)
+            run = mlflow.start_run(run_name=self.run_name, tags=self.tags, parent_run_id=self.parent_run_id)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the store named
+            raise TrackingError(
+                f"MLflow tracking store {self.uri} could not be used ({type(exc).__name__}: {exc}). "
+                "Fix the store or MLFLOW_TRACKING_URI, or set tracking.enabled: false in params.yaml."
+            ) from exc
+        self.run_id = run.info.run_id
+        if self.params:
+            self.log_params(self.params)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.enabled and self._mlflow is not None:
+            self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+
+    # -- logging ------------------------------------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        flat = flatten(params)
+        items = list(flat.items())
+        for i in range(0, len(items), 100):  # MLflow batch limit
+            self._mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        clean = {k.replace("[", "_").replace("]", "_"): float(v) for k, v in metrics.items()
+                 if v is not None and isinstance(v, (int, float))}
+        self._mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_figure(self, fig: Any, name: str) -> None:
+        if self.enabled:
+            self._mlflow.log_figure(fig, name)
+
+    def log_image(self, image: Any, name: str) -> None:
+        if self.enabled:
+            self._mlflow.log_image(image, artifact_file=name)
+
+    def log_dict(self, d: Mapping[str, Any], name: str) -> None:
+        if self.enabled:
+            self._mlflow.log_dict(dict(d), name)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.enabled:
+            self._mlflow.set_tags(dict(tags))
+
+
+def tracker_for(params: Mapping[str, Any], *, stage: str, variant: str, study: str,
+                resolved: Mapping[str, Any] | None = None, is_main: bool = True,
+                parent_run_id: str | None = None) -> Tracker:
+    """A tracker configured from the ``tracking`` section of params, tagged for this stage and variant."""
+    t = params["tracking"]
+    return Tracker(
+        enabled=bool(t["enabled"]) and is_main,
+        experiment=f"{t['experiment_prefix']}-{study}",
+        run_name=f"{stage}/{variant}",
+        tags={"stage": stage, "variant": variant, "git_commit": git_commit()},
+        params=resolved if resolved is not None else {},
+        uri=t.get("uri"),
+        parent_run_id=parent_run_id,
+    )

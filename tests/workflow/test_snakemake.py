@@ -1,0 +1,35 @@
+"""Workflow checks: lint is clean, every named target dry-runs at every scale, bad params stop before any job."""
+
+import pytest
+
+from .conftest import run_tool
+
+TARGETS = ["reproduce_table1"]
+SCALES = [[], ["--configfile", "tests/fixtures/params.tiny.yaml"]]
+
+
+def test_lint_is_clean():
+    proc = run_tool("snakemake", "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("scale", SCALES, ids=["embedded", "tiny"])
+def test_dry_run(target, scale):
+    proc = run_tool("snakemake", "-n", "-F", "--cores", "2", target, *scale)
+    assert "train_tokenizer" in proc.stdout and "This was a dry-run" in proc.stdout
+
+
+def test_invalid_params_stop_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clips:\n  frames: 0\ntokenizer:\n  lr: 1e-4\n")
+    proc = run_tool("snakemake", "-n", "--cores", "1", "--configfile", str(bad), check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "clips.frames = 0 is invalid" in text and "tokenizer.lr = '1e-4'" in text
+    assert "rule make_synthetic" not in text
+
+
+def test_cli_config_overrides_are_refused():
+    proc = run_tool("snakemake", "-n", "--cores", "1", "--config", "tracking={experiment_prefix: other}", check=False)
+    assert proc.returncode != 0 and "--configfile" in proc.stdout + proc.stderr

@@ -1,0 +1,65 @@
+"""Validation, the parameter files handed to every script, and variant helpers.
+
+Only values routed through a rule's ``params:`` are provenance-tracked by Snakemake (workflow-notes.md §0.3),
+so every rule lists the parameter sections it reads there; the scripts read the same files via ``--params``.
+"""
+
+import json
+import os
+import shutil
+
+from larp.config import ParamsError, load_params, validate_params, variant_section
+
+# The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile.
+PARAM_FILES = ["params.yaml"] + [str(p) for p in workflow.overwrite_configfiles]
+PARAMS = " ".join(PARAM_FILES)
+
+try:
+    validate_params(config, source=" + ".join(PARAM_FILES))
+    if load_params(PARAM_FILES) != config:
+        raise ParamsError(
+            "--config KEY=VALUE overrides are not passed to the stage scripts; put them in a YAML file and use "
+            "--configfile FILE (merged on top of params.yaml), or edit params.yaml"
+        )
+except ParamsError as exc:
+    raise WorkflowError(str(exc)) from None
+
+# GPUs one training job takes: rules declare resources gpu=GPU, and the profile caps the sum at the GPUs present,
+# so on a GPU machine jobs that need the GPU queue for it, while on CPU they run side by side.
+GPU = 0 if config["run"]["device"] == "cpu" or (config["run"]["device"] == "auto" and not shutil.which("nvidia-smi")) else 1
+
+# Threads: data stages use every core; training stages half, so two variants train side by side (cluster
+# profiles override per rule with set-threads). Without --cores (e.g. --rulegraph) fall back to the CPU count.
+CORES = workflow._cores or os.cpu_count() or 1
+HALF = max(1, CORES // 2)
+
+DATASETS = sorted(config["datasets"])
+TOKENIZERS = sorted(config["tokenizers"])
+SYNTHETIC_ROOT = "data/synthetic"
+for _name, _ds in config["datasets"].items():
+    if _ds["kind"] == "synthetic" and _ds["root"] != SYNTHETIC_ROOT:
+        raise WorkflowError(f"datasets.{_name}.root must be {SYNTHETIC_ROOT} for kind synthetic (make_synthetic writes there)")
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    tok="|".join(TOKENIZERS),
+
+
+def section(name):
+    """A parameter section as canonical JSON (tracked by Snakemake's params trigger)."""
+    return json.dumps(config[name], sort_keys=True)
+
+
+def tokenizer_cfg(wildcards):
+    return json.dumps(variant_section(config, "tokenizer", "tokenizers", wildcards.tok), sort_keys=True)
+
+
+def dataset_root(wildcards):
+    return config["datasets"][wildcards.dataset]["root"]
+
+
+def tokenizer_clip_stores(wildcards):
+    cfg = variant_section(config, "tokenizer", "tokenizers", wildcards.tok)
+    names = sorted(set(cfg["train_datasets"]) | {cfg["val_dataset"]})
+    return [f"results/clips/{n}" for n in names]

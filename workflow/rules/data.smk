@@ -1,0 +1,42 @@
+"""Stage 1: the embedded synthetic video set and clip extraction (UCF-101, Kinetics-600, synthetic)."""
+
+
+rule make_synthetic:
+    output:
+        directory("data/synthetic"),
+    params:
+        files=PARAMS,
+        synthetic=section("synthetic"),
+    log:
+        "logs/make_synthetic/synthetic.log",
+    threads: CORES
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/make_synthetic.py --params {params.files} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule extract_clips:
+    input:
+        root=dataset_root,
+    output:
+        store=directory("results/clips/{dataset}"),
+        metrics="results/metrics/extract_clips/{dataset}.json",
+    params:
+        files=PARAMS,
+        clips=section("clips"),
+        dataset=lambda wc: json.dumps(config["datasets"][wc.dataset], sort_keys=True),
+    log:
+        "logs/extract_clips/{dataset}.log",
+    threads: CORES
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/extract_clips.py --params {params.files} --dataset {wildcards.dataset} --input {input.root} "
+        "--out {output.store} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
