@@ -10,8 +10,11 @@ import shutil
 
 from larp.config import ParamsError, load_params, validate_params, variant_section
 
-# The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile.
-PARAM_FILES = ["params.yaml"] + [str(p) for p in workflow.overwrite_configfiles]
+# The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile; with
+# --replace-workflow-config (a complete file such as workflow/configs/paper.yaml) only the --configfile ones.
+PARAM_FILES = [str(p) for p in workflow.overwrite_configfiles]
+if not workflow.config_settings.replace_workflow_config:
+    PARAM_FILES = ["params.yaml"] + PARAM_FILES
 PARAMS = " ".join(PARAM_FILES)
 
 try:
