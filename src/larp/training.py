@@ -41,7 +41,7 @@ def fingerprint(cfg: Mapping[str, Any]) -> str:
 
 
 def check_finite(losses: Mapping[str, torch.Tensor], step: int, checkpoint: Path | None) -> None:
-    bad = {k: float(v) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
+    bad = {k: float(v.detach()) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
     if bad:
         kept = f"the last good checkpoint {checkpoint} is kept" if checkpoint and checkpoint.exists() else (
             "no checkpoint had been written yet")

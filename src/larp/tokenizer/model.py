@@ -1,0 +1,311 @@
+"""LARP video tokenizer: holistic query-based ViT tokenizer and the patchwise baseline.
+
+References
+- Paper: Wang et al., "LARP: Tokenizing Videos with a Learned Autoregressive Generative Prior", ICLR 2025,
+  §3.2 (holistic tokenization, Eq. 3-5), §4.1 (sizes), App. A.1 (positional encodings). Patchwise baseline:
+  paper Fig. 2a.
+- Official code, read for facts only (hywang66/LARP; /work/shared/reference/larp-facts.md §1):
+  `models/larp_tokenizer.py`, `models/embed.py`, `models/transformer.py`, `models/bottleneck.py`.
+
+Layout, bottom-up: positional encodings -> patch embedding / ViT block -> configs -> LARPTokenizer.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from larp.tokenizer.prior import ARPrior, PriorConfig, PriorOutput
+from larp.tokenizer.quantizer import SVQ, QuantizerOutput
+
+# ----------------------------------------------------------------------------------------------------------
+# Fixed sin-cos positional encodings (facts §1 "Positional encodings"; `models/embed.py`)
+
+
+def sincos_1d(dim: int, positions: Tensor, base: float = 10000.0) -> Tensor:
+    """(M,) positions -> (M, dim): ω_i = 1 / base^(2i/dim) for i < dim/2, [sin(pω), cos(pω)], sin half first."""
+    if dim % 2:
+        raise ValueError(f"expected an even sin-cos dimension but found {dim}")
+    omega = 1.0 / base ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))  # (dim/2,)
+    angles = positions.double()[:, None] * omega[None, :]  # (M, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+def sincos_3d(dim: int, grid: tuple[int, int, int]) -> Tensor:
+    """(t*h*w, dim) fixed 3D PE, t-major: MAE 2D sin-cos over (h, w) (first half of the channels encodes
+    the column w, second half the row h, as MAE's meshgrid(w, h)) PLUS a 1D sin-cos over t using all
+    channels; summed, not concatenated (`get_3d_sincos_pos_embed`, embed.py)."""
+    if dim % 4:
+        raise ValueError(f"3D sin-cos PE needs a width divisible by 4 but found {dim}")
+    t, h, w = grid
+    emb_w = sincos_1d(dim // 2, torch.arange(w))  # (w, dim/2)
+    emb_h = sincos_1d(dim // 2, torch.arange(h))  # (h, dim/2)
+    emb_hw = torch.cat([emb_w[None, :, :].expand(h, -1, -1), emb_h[:, None, :].expand(-1, w, -1)], dim=-1)
+    emb = emb_hw[None] + sincos_1d(dim, torch.arange(t))[:, None, None, :]  # (t, h, w, dim)
+    return rearrange(emb, "t h w d -> (t h w) d")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+class PatchEmbed3D(nn.Module):
+    """Linear patchify (paper Eq. 3): each (patch_t, patch_s, patch_s) patch, flattened as (c, pt, p1, p2),
+    through one Linear with bias. This equals the official Conv3d with kernel = stride = patch (its weight
+    flattened to (out, in*k)), including its init: xavier-uniform on that flattened weight, bias 0
+    (facts §1 "Patchify"); it is faster on CPU, mainly when gradients flow to the video (discriminator).
+    Output tokens in (t, h, w) order, t slowest."""
+
+    def __init__(self, patch_t: int, patch_s: int, width: int) -> None:
+        super().__init__()
+        self.patch_t, self.patch_s = patch_t, patch_s
+        self.proj = nn.Linear(3 * patch_t * patch_s * patch_s, width)
+
+    def forward(self, video: Tensor) -> Tensor:
+        pt, p = self.patch_t, self.patch_s
+        patches = rearrange(video, "b c (t pt) (h p1) (w p2) -> b (t h w) (c pt p1 p2)", pt=pt, p1=p, p2=p)
+        return self.proj(patches)  # (B, m, D)
+
+
+class Attention(nn.Module):
+    """Bidirectional multi-head self-attention: fused qkv Linear without bias, SDPA, output proj with bias."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "b l (k h d) -> k b h l d", k=3, h=self.heads)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, L, head_dim)
+        return self.proj(rearrange(y, "b h l d -> b l (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-LN ViT block as timm's `Block(qkv_bias=False)`: LN eps 1e-5, MLP ratio 4, exact GELU, no dropout
+    (facts §1 "Encoder / decoder")."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        hidden = int(width * mlp_ratio)
+        self.norm1 = nn.LayerNorm(width, eps=1e-5)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, eps=1e-5)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def xavier_init_linears(module: nn.Module) -> None:
+    """Every nn.Linear in `module`: xavier-uniform weight, bias 0 (official `initialize_weights`)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass
+class TokenizerConfig:
+    """LARP tokenizer hyper-parameters. Defaults = the official LARP-L cfg except the codebook dimension.
+
+    codebook_dim: 8 as the paper (§4.1, "factorized codebook ... 8192 and d' = 8"); the official cfg uses 16.
+    decoder_latent_pe: "fixed" 1D sin-cos on the holistic latents (paper A.1, official cfg); "learned"
+        (N(0, 0.02)) is the variant that reproduces the paper's parameter counts 173.0/116.3/39.8M
+        (facts §8.4/§9). Holistic only: the patchwise decoder always uses the fixed 3D PE.
+    prior: None is the "no AR prior" ablation.
+    """
+
+    kind: str = "holistic"             # "holistic" (LARP) | "patchwise" (baseline, paper Fig. 2a)
+    frames: int = 16                   # clip length T (paper §4.1)
+    resolution: int = 128              # H = W (paper §4.1)
+    patch_t: int = 4                   # f_T (paper §4.1)
+    patch_s: int = 8                   # f_H = f_W (paper §4.1)
+    width: int = 768                   # d (official cfg)
+    heads: int = 12                    # head dim 64 (official cfg)
+    enc_depth: int = 12                # official reproduce script (LARP-L)
+    dec_depth: int = 12
+    mlp_ratio: float = 4.0             # timm Block
+    num_tokens: int = 1024             # holistic queries n (ignored for patchwise: n = number of patches)
+    codebook_size: int = 8192          # paper §4.1
+    codebook_dim: int = 8              # paper §4.1 (official 16)
+    svq_temperature: float = 0.03      # paper §4.1
+    commit_weight: float = 0.25        # paper A.1
+    codebook_weight: float = 1.0       # paper A.1
+    decoder_latent_pe: str = "fixed"   # "fixed" (paper A.1) | "learned" (reproduces the paper's counts)
+    prior: PriorConfig | None = field(default_factory=PriorConfig)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("holistic", "patchwise"):
+            raise ValueError(f"kind must be 'holistic' or 'patchwise' but found {self.kind!r}")
+        if self.decoder_latent_pe not in ("fixed", "learned"):
+            raise ValueError(f"decoder_latent_pe must be 'fixed' or 'learned' but found {self.decoder_latent_pe!r}")
+        if self.frames % self.patch_t or self.resolution % self.patch_s:
+            raise ValueError(
+                f"expected frames divisible by patch_t and resolution by patch_s but found "
+                f"{self.frames}/{self.patch_t} and {self.resolution}/{self.patch_s}"
+            )
+        if self.width % self.heads or self.width % 4:
+            raise ValueError(f"width must be divisible by heads and by 4 but found {self.width} (heads {self.heads})")
+        if self.num_tokens < 1:
+            raise ValueError(f"num_tokens must be >= 1 but found {self.num_tokens}")
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Patch grid (t, h, w)."""
+        s = self.resolution // self.patch_s
+        return self.frames // self.patch_t, s, s
+
+    @property
+    def num_patches(self) -> int:
+        return math.prod(self.grid)
+
+    @property
+    def num_latents(self) -> int:
+        """Number of discrete tokens per clip: n (holistic) or the number of patches (patchwise)."""
+        return self.num_tokens if self.kind == "holistic" else self.num_patches
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict (for self-describing checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TokenizerConfig:
+        """Inverse of `to_dict`; rejects unknown keys."""
+        d = copy.deepcopy(d)
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TokenizerConfig keys {sorted(unknown)}; expected a subset of {sorted(known)}")
+        if d.get("prior") is not None:
+            d["prior"] = PriorConfig(**d["prior"])
+        return cls(**d)
+
+
+@dataclass
+class TokenizerOutput:
+    """recon (B, 3, T, H, W), un-clamped; quant: the SVQ output of the encoder."""
+
+    recon: Tensor
+    quant: QuantizerOutput
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+class LARPTokenizer(nn.Module):
+    """Holistic LARP tokenizer (paper Eq. 4-5) or the patchwise baseline (paper Fig. 2a), with optional prior.
+
+    holistic: encoder over concat(patches + 3D PE, n learned queries), keep the n query outputs -> SVQ ->
+        Linear(d'->D) + latent PE; decoder over concat(latents, patch queries = 3D PE + learned type vector),
+        keep the m patch outputs -> LN(1e-6) + zero-init Linear -> unpatchify.
+    patchwise: encoder over patches only; all m outputs are quantised (raster t, h, w order); decoder over
+        Linear(d'->D)(latents) + 3D PE.
+    The official code concatenates [context, queries] and keeps the last outputs (transformer.py); attention
+    is bidirectional, so this equals the paper's Q || E order.
+    """
+
+    def __init__(self, cfg: TokenizerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.holistic = cfg.kind == "holistic"
+        d, n = cfg.width, cfg.num_latents
+        self.patch_embed = PatchEmbed3D(cfg.patch_t, cfg.patch_s, d)
+        self.register_buffer("patch_pe", sincos_3d(d, cfg.grid), persistent=False)  # (m, D)
+        self.encoder = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.enc_depth))
+        self.quantizer = SVQ(
+            d, cfg.codebook_size, cfg.codebook_dim, cfg.svq_temperature, cfg.commit_weight, cfg.codebook_weight
+        )
+        self.latent_proj = nn.Linear(cfg.codebook_dim, d)  # official bottleneck `out_linear`
+        if self.holistic:
+            self.queries = nn.Parameter(torch.empty(n, d))  # holistic queries Q_L (n, D)
+            self.query_type = nn.Parameter(torch.empty(1, d))  # decoder patch-query token-type vector
+            if cfg.decoder_latent_pe == "learned":
+                self.latent_pe = nn.Parameter(torch.empty(n, d))
+            else:
+                self.register_buffer("latent_pe", sincos_1d(d, torch.arange(n)), persistent=False)  # (n, D)
+        self.decoder = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.dec_depth))
+        self.out_norm = nn.LayerNorm(d, eps=1e-6)
+        self.out_proj = nn.Linear(d, cfg.patch_t * cfg.patch_s * cfg.patch_s * 3)
+        if cfg.prior is not None and n < 2:
+            raise ValueError(f"the AR prior needs at least 2 tokens but the tokenizer has {n}; set prior=None")
+        self.prior = ARPrior(cfg.prior, cfg.codebook_dim, n) if cfg.prior is not None else None
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Official `initialize_weights` (facts §1), the prior excluded (it initialises itself, see PriorConfig)."""
+        for name, child in self.named_children():
+            if name != "prior":
+                xavier_init_linears(child)
+        if self.holistic:
+            nn.init.normal_(self.queries, std=0.02)
+            nn.init.normal_(self.query_type, std=0.02)
+            if isinstance(self.latent_pe, nn.Parameter):
+                nn.init.normal_(self.latent_pe, std=0.02)
+        nn.init.zeros_(self.out_proj.weight)  # zero output layer: black video at init
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _check_video(self, video: Tensor) -> None:
+        c = self.cfg
+        expected = (3, c.frames, c.resolution, c.resolution)
+        if video.ndim != 5 or tuple(video.shape[1:]) != expected:
+            raise ValueError(f"expected video (B, {', '.join(map(str, expected))}) but found {tuple(video.shape)}")
+
+    def encode(self, video: Tensor, deterministic: bool = False) -> QuantizerOutput:
+        """video (B, 3, T, H, W) in [0, 1] -> QuantizerOutput with n tokens (paper Eq. 4)."""
+        self._check_video(video)
+        x = self.patch_embed(video) + self.patch_pe  # (B, m, D)
+        if self.holistic:
+            x = torch.cat([x, self.queries.expand(x.shape[0], -1, -1)], dim=1)  # (B, m + n, D)
+        for block in self.encoder:
+            x = block(x)
+        return self.quantizer(x[:, -self.cfg.num_latents :], deterministic)  # (B, n, D) -> SVQ
+
+    def decode(self, z_q: Tensor) -> Tensor:
+        """z_q (B, n, d') unit vectors -> reconstruction (B, 3, T, H, W), un-clamped (paper Eq. 5)."""
+        n = self.cfg.num_latents
+        if z_q.ndim != 3 or tuple(z_q.shape[1:]) != (n, self.cfg.codebook_dim):
+            raise ValueError(f"expected latents (B, {n}, {self.cfg.codebook_dim}) but found {tuple(z_q.shape)}")
+        x = self.latent_proj(z_q)  # (B, n, D)
+        if self.holistic:
+            patch_queries = (self.patch_pe + self.query_type).expand(x.shape[0], -1, -1)  # (B, m, D)
+            x = torch.cat([x + self.latent_pe, patch_queries], dim=1)  # (B, n + m, D)
+        else:
+            x = x + self.patch_pe
+        for block in self.decoder:
+            x = block(x)
+        patches = self.out_proj(self.out_norm(x[:, -self.cfg.num_patches :]))  # (B, m, pt*p*p*3)
+        t, h, w = self.cfg.grid
+        return rearrange(
+            patches,
+            "b (t h w) (pt p1 p2 c) -> b c (t pt) (h p1) (w p2)",
+            t=t, h=h, w=w, pt=self.cfg.patch_t, p1=self.cfg.patch_s, p2=self.cfg.patch_s, c=3,
+        )  # (B, 3, T, H, W): channels last per patch, t-major grid (facts §1 "Unpatchify")
+
+    def decode_indices(self, indices: Tensor) -> Tensor:
+        """(B, n) token ids -> (B, 3, T, H, W): codebook lookup, l2-normalise, decode (`decode_from_bottleneck`)."""
+        return self.decode(self.quantizer.lookup(indices))
+
+    def forward(self, video: Tensor, deterministic: bool = False) -> TokenizerOutput:
+        quant = self.encode(video, deterministic)
+        return TokenizerOutput(self.decode(quant.z_q), quant)
+
+    def prior_loss(self, quant: QuantizerOutput, ss_rate: float, n_rounds: int = 2) -> PriorOutput:
+        """NLL of the AR prior on this batch's tokens with scheduled sampling (paper §3.3, Eq. 8's L_prior)."""
+        if self.prior is None:
+            raise RuntimeError("prior_loss called on a tokenizer built with prior=None (the no-prior ablation)")
+        return self.prior.loss(quant.z_q, quant.indices, self.quantizer.unit_codebook().detach(), ss_rate, n_rounds)

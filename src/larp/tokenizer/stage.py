@@ -1,0 +1,120 @@
+"""Stage functions behind ``workflow/scripts/train_tokenizer.py`` and ``encode_tokens.py``.
+
+Each resolves its variant from params, opens its inputs, runs the library, and publishes its outputs atomically
+(rank 0 only, after every rank finished), then mirrors metrics and figures to MLflow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import variant_section
+from ..data.clips import ClipStore, rfvd_windows
+from ..io import atomic_dir, save_weights, write_json
+from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed
+from ..tracking import tracker_for
+from .presets import count_parameters
+from .train import evaluate_reconstruction, save_recon_figure, train_tokenizer
+
+
+def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: str | Path, work_dir: str | Path,
+                        out_dir: str | Path, metrics_path: str | Path, report_dir: str | Path,
+                        stop_after: int | None = None) -> dict[str, float]:
+    """Train tokenizer variant ``variant`` and publish weights, metrics and a reconstruction figure."""
+    section = variant_section(params, "tokenizer", "tokenizers", variant)
+    clips = params["clips"]
+    device = resolve_device(params["run"]["device"])
+    dist = init_distributed(device)
+    seed = int(params["run"]["seed"])
+    set_seed(seed)
+    clips_dir = Path(clips_dir)
+    train_stores = [ClipStore(clips_dir / name, "train") for name in section["train_datasets"]]
+    val_store = ClipStore(clips_dir / section["val_dataset"], "test")
+
+    t0 = time.perf_counter()
+    resolved = {"tokenizer": section, "clips": clips, "run": params["run"], "variant": variant}
+    with tracker_for(params, stage="train_tokenizer", variant=variant, study="tokenizer", resolved=resolved,
+                     is_main=dist.is_main) as tracker:
+        result = train_tokenizer(section, clips, train_stores, work_dir=work_dir, seed=seed, device=device, dist=dist,
+                                 log=tracker.log_metrics, stop_after=stop_after)
+        barrier(dist)
+        if stop_after is not None and result.steps < section["steps"]:
+            return result.metrics
+        if not dist.is_main:
+            return result.metrics
+        windows = rfvd_windows(val_store, clips["frames"], clips["rfvd_seed"])[: section["eval_clips"]]
+        val, video, recon = evaluate_reconstruction(result.model, val_store, windows, device=device)
+        metrics = {**result.metrics, **val, "steps": result.steps, "seconds": time.perf_counter() - t0,
+                   "params_tokenizer": count_parameters(result.model, include_prior=False),
+                   "params_prior": count_parameters(result.model, include_prior=True)
+                   - count_parameters(result.model, include_prior=False),
+                   "num_tokens": result.config.num_latents}
+        meta = {"model_config": result.config.to_dict(), "stage_config": section, "clips": clips, "variant": variant,
+                "steps": result.steps, "seed": seed, "git_commit": git_commit(), "metrics": metrics}
+        with atomic_dir(out_dir) as tmp:
+            save_weights(tmp / "model.safetensors", result.model.state_dict(), meta)
+            write_json(tmp / "config.json", meta)
+        with atomic_dir(report_dir) as tmp:
+            save_recon_figure(video, recon, tmp / "reconstructions.png",
+                              title=f"{variant}: val PSNR {val['val_psnr']:.2f} dB (deterministic SVQ)")
+            write_json(tmp / "metrics.json", metrics)
+        write_json(metrics_path, metrics)
+        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(Path(report_dir) / "reconstructions.png")
+    return metrics
+
+
+def load_tokenizer(path: str | Path, device: str = "cpu"):
+    """Rebuild a trained tokenizer from ``<dir>/model.safetensors`` alone (weights + embedded configuration)."""
+    from ..io import load_weights
+    from .model import LARPTokenizer, TokenizerConfig
+
+    path = Path(path)
+    file = path / "model.safetensors" if path.is_dir() else path
+    state, meta = load_weights(file, device=device)
+    model = LARPTokenizer(TokenizerConfig.from_dict(meta["model_config"])).to(device)
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
+
+
+
+
+def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, clips_dir: str | Path,
+                      out_dir: str | Path, metrics_path: str | Path) -> dict[str, Any]:
+    """Encode the train and test chunks of every dataset with deterministic SVQ; publish ``<out>/<dataset>/*.npz``."""
+    import numpy as np
+
+    from .encode import encode_store, token_stats
+
+    device = resolve_device(params["run"]["device"])
+    model, meta = load_tokenizer(tokenizer_dir, device=device)
+    cfg, tok = params["tokens"], Path(tokenizer_dir).name
+    metrics: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    with tracker_for(params, stage="encode_tokens", variant=tok, study="tokenizer",
+                     resolved={"tokens": cfg, "tokenizer": meta["model_config"]}) as tracker:
+        with atomic_dir(out_dir) as tmp:
+            for name in sorted(params["datasets"]):
+                (tmp / name).mkdir()
+                for split in ("train", "test"):
+                    store = ClipStore(Path(clips_dir) / name, split)
+                    arrays = encode_store(model, store, batch=cfg["batch_size"], device=device,
+                                          flip=cfg["flip_augment"] and split == "train",
+                                          context=cfg["fp_context_frames"], desc=f"{name}/{split}")
+                    np.savez(tmp / name / f"{split}.npz", **arrays)
+                    stats = token_stats(arrays["tokens"], model.cfg.codebook_size)
+                    metrics[f"{name}.{split}.clips"] = int(arrays["tokens"].shape[0])
+                    metrics.update({f"{name}.{split}.{k}": v for k, v in stats.items()})
+                write_json(tmp / name / "meta.json", {
+                    "tokenizer": str(tokenizer_dir), "variant": tok, "num_tokens": int(arrays["tokens"].shape[1]),
+                    "codebook_size": model.cfg.codebook_size, "num_classes": store.num_classes,
+                    "class_names": list(store.class_names), "frames": model.cfg.frames,
+                    "fp_context_frames": cfg["fp_context_frames"]})
+        metrics["seconds"] = time.perf_counter() - t0
+        write_json(metrics_path, metrics)
+        tracker.log_metrics({k.replace(".", "_"): v for k, v in metrics.items()})
+    return metrics

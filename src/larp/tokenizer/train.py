@@ -1,0 +1,355 @@
+"""Train a LARP tokenizer (or the patchwise baseline) with its AR prior, GAN and SVQ losses.
+
+Paper §3.2-3.3 and App. A.1; official trainer facts in larp-facts.md §4 and §8. Per step:
+
+    L = l1·L1 + lpips·LPIPS + quant·L_SVQ + gan·L_G + α·L_prior          (paper Eq. 8, facts §4 "Generator objective")
+
+with one discriminator update (non-saturating loss with smoothed labels + LeCam, weight applied once) every
+``disc_every`` steps at ``disc_lr_mult`` × lr, done before the tokenizer update on detached reconstructions.
+The prior's learning-rate multiplier is applied *under* the schedule (lr_prior = mult · lr · sched), unlike the
+official trainer where the schedule overwrites it (facts §8.1); ``prior_lr_mult_scheduled: false`` reproduces that.
+
+Batches are a pure function of (seed, step, rank), and the torch RNG state is checkpointed, so on CPU a resumed run
+ends with exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.clips import ClipStore, to_float_video
+from ..runtime import Dist, progress
+from ..training import Checkpointer, Throughput, check_finite, lr_multiplier
+from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
+from .model import LARPTokenizer, PriorConfig, TokenizerConfig
+from .presets import TOKENIZER_PRESETS, count_parameters
+from .prior import ss_rate
+from .quantizer import codebook_usage
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configuration
+
+def build_config(section: Mapping[str, Any], clips: Mapping[str, Any]) -> TokenizerConfig:
+    """Preset + ``model`` overrides + clip geometry (+ prior overrides, or no prior) -> TokenizerConfig."""
+    base = TOKENIZER_PRESETS[section["preset"]]
+    cfg = dataclasses.replace(base, **dict(section["model"]), frames=clips["frames"], resolution=clips["resolution"])
+    if section["use_prior"]:
+        prior = dataclasses.replace(cfg.prior or PriorConfig(), **dict(section["prior"]))
+    else:
+        prior = None
+    return dataclasses.replace(cfg, prior=prior)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data: a batch is a pure function of (seed, step, rank)
+
+class WindowBatches(torch.utils.data.Dataset):
+    """Item ``step`` = this rank's slice of the global uint8 batch (B,T,H,W,3) of that step.
+
+    The global batch is a pure function of (seed, step): uniform over the videos of all stores (their lists are
+    simply concatenated, as the official multi-CSV loader does, facts §4), uniform start (facts §7 "native" clip
+    sampling) and a random horizontal flip per clip. So resumed runs see the same data, and N processes together
+    see exactly the batch one process would.
+    """
+
+    def __init__(self, stores: Sequence[ClipStore], global_batch: int, frames: int, seed: int, rank: int = 0,
+                 world: int = 1, flip: bool = True):
+        self.stores, self.frames, self.seed, self.flip = stores, frames, seed, flip
+        self.global_batch, self.per_rank, self.rank = global_batch, global_batch // world, rank
+        self.offsets = np.cumsum([0] + [len(s) for s in stores])
+        if self.offsets[-1] == 0:
+            raise ValueError("the training clip stores hold no videos")
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, int(step)])
+        vids = rng.integers(0, int(self.offsets[-1]), size=self.global_batch)
+        starts = rng.random(self.global_batch)
+        flips = rng.random(self.global_batch) < 0.5
+        out = []
+        for k in range(self.rank * self.per_rank, (self.rank + 1) * self.per_rank):
+            s = int(np.searchsorted(self.offsets, vids[k], side="right")) - 1
+            store, i = self.stores[s], int(vids[k] - self.offsets[s])
+            n = store.num_frames(i)
+            if n < self.frames:
+                raise ValueError(f"video {i} of {store} has {n} frames, fewer than the clip length {self.frames}")
+            clip = store.read(i, int(starts[k] * (n - self.frames + 1)), self.frames)
+            if self.flip and flips[k]:
+                clip = clip[:, :, ::-1]
+            out.append(np.ascontiguousarray(clip))
+        return torch.from_numpy(np.stack(out))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the generator-side module wrapped by DDP
+
+class TokenizerStep(nn.Module):
+    """Tokenizer forward + SVQ + prior loss in one forward, so DistributedDataParallel sees one module."""
+
+    def __init__(self, tokenizer: LARPTokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def forward(self, video: torch.Tensor, deterministic: bool, ss: float, rounds: int):
+        out = self.tokenizer(video, deterministic=deterministic)
+        prior = self.tokenizer.prior_loss(out.quant, ss_rate=ss, n_rounds=rounds) if self.tokenizer.prior is not None else None
+        return out, prior
+
+
+@dataclass
+class TrainResult:
+    model: LARPTokenizer
+    config: TokenizerConfig
+    metrics: dict[str, float]
+    steps: int
+
+
+def _param_groups(model: LARPTokenizer) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    prior, rest = [], []
+    for name, p in model.named_parameters():
+        (prior if name.startswith("prior.") else rest).append(p)
+    return rest, prior
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per clip −10·log10(MSE) on [0,1] videos, reconstructions clamped (facts §6 rFVD / trainer PSNR)."""
+    mse = (x.clamp(0, 1) - y).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10 * torch.log10(mse)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_stores: Sequence[ClipStore], *,
+                    work_dir: str | Path, seed: int, device: str, dist: Dist = Dist(),
+                    log: Callable[[dict[str, float], int], None] | None = None,
+                    stop_after: int | None = None) -> TrainResult:
+    """Train for ``section['steps']`` steps (resuming from ``work_dir``) and return the model and final metrics.
+
+    ``stop_after`` ends the process's work early at that step after checkpointing (used to test resumption).
+    """
+    cfg = build_config(section, clips)
+    steps, world = int(section["steps"]), dist.world
+    if section["batch_size"] % world:
+        raise ValueError(f"tokenizer.batch_size {section['batch_size']} is not divisible by the {world} processes")
+    loss_w = section["loss"]
+
+    torch.manual_seed(seed)  # identical initial weights on every rank
+    model = LARPTokenizer(cfg).to(device)
+    use_gan = loss_w["gan_weight"] > 0
+    disc = lecam = None
+    if use_gan:
+        disc = Discriminator(DiscriminatorConfig(frames=cfg.frames, resolution=cfg.resolution, patch_t=cfg.patch_t,
+                                                 patch_s=cfg.patch_s, **section["discriminator"])).to(device)
+        lecam = LeCam().to(device)
+    perceptual = PerceptualLoss().to(device) if loss_w["lpips_weight"] > 0 else None
+    torch.manual_seed(seed + 1 + dist.rank)  # per-rank stream for SVQ draws, dropout, SS masks, label noise
+
+    rest, prior_params = _param_groups(model)
+    betas = tuple(section["betas"])
+    groups = [{"params": rest, "mult": 1.0}]
+    if prior_params:
+        groups.append({"params": prior_params, "mult": section["prior_lr_mult"] if section["prior_lr_mult_scheduled"] else 1.0})
+    opt = torch.optim.Adam(groups, lr=section["lr"], betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=section["lr"] * loss_w["disc_lr_mult"], betas=betas) if disc else None
+
+    step_module: nn.Module = TokenizerStep(model)
+    disc_module: nn.Module | None = disc
+    if world > 1:
+        ddp_kw = {"device_ids": [dist.local_rank]} if device == "cuda" else {}
+        step_module = nn.parallel.DistributedDataParallel(step_module, **ddp_kw)
+        if disc is not None:
+            disc_module = nn.parallel.DistributedDataParallel(disc, **ddp_kw)
+
+    ckpt = Checkpointer(work_dir, {"tokenizer": dict(section), "clips": dict(clips), "seed": seed, "world": world})
+    start = 0
+    state = ckpt.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if disc is not None:
+            disc.load_state_dict(state["disc"])
+            lecam.load_state_dict(state["lecam"])
+            opt_d.load_state_dict(state["opt_d"])
+        start = int(state["step"])
+        if dist.is_main:
+            print(f"[train_tokenizer] resuming from {ckpt.path} at step {start}", flush=True)
+
+    def save(step: int) -> None:
+        if dist.is_main:
+            st = {"model": model.state_dict(), "opt": opt.state_dict()}
+            if disc is not None:
+                st.update(disc=disc.state_dict(), lecam=lecam.state_dict(), opt_d=opt_d.state_dict())
+            ckpt.save(step, st)
+
+    data = WindowBatches(train_stores, section["batch_size"], cfg.frames, seed, dist.rank, world, bool(section["flip"]))
+    # the loader gets its own generator: creating its iterator would otherwise draw from the global RNG and shift
+    # the SVQ / dropout stream of a resumed run
+    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(start, steps),
+                                         num_workers=section["num_workers"], persistent_workers=False,
+                                         generator=torch.Generator().manual_seed(seed))
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    meter, window = Throughput(), _Window()
+    model.train()
+    bar = progress(total=steps, initial=start, desc="train_tokenizer", disable=None if dist.is_main else True)
+    step = start
+    for step, raw in enumerate(loader, start=start):
+        video = to_float_video(raw).to(device, non_blocking=True)
+        mult = lr_multiplier(step, steps, section["warmup_steps"], section["min_lr_mult"])
+        for g in opt.param_groups:
+            g["lr"] = section["lr"] * g["mult"] * mult
+        ss = ss_rate(step, steps, section["ss_peak"], section["ss_peak_frac"]) if section["ss_rounds"] == 2 else 0.0
+
+        with amp:
+            out, prior = step_module(video, section["deterministic_quantization"], ss, section["ss_rounds"])
+        recon = out.recon.float()
+        losses: dict[str, torch.Tensor] = {"l1": (recon - video).abs().mean(), "quant": out.quant.loss}
+        gan_on = use_gan and step >= loss_w["gan_start"]
+
+        if gan_on and step % loss_w["disc_every"] == 0:
+            for g in opt_d.param_groups:
+                g["lr"] = section["lr"] * loss_w["disc_lr_mult"] * mult
+            disc.requires_grad_(True)
+            with amp:
+                real_logits, fake_logits = disc_module(video), disc_module(recon.detach())
+            d_loss = d_loss_ns_smooth(real_logits.float(), fake_logits.float())
+            reg = lecam(real_logits.float(), fake_logits.float())
+            d_total = d_loss + loss_w["lecam_weight"] * reg
+            check_finite({"d_loss": d_total}, step, ckpt.path)
+            opt_d.zero_grad(set_to_none=True)
+            d_total.backward()
+            opt_d.step()
+            window.add({"d_loss": d_loss.item(), "lecam": reg.item()})
+
+        total = loss_w["l1_weight"] * losses["l1"] + loss_w["quant_weight"] * losses["quant"]
+        if perceptual is not None:
+            losses["lpips"] = perceptual(recon, video)
+            total = total + loss_w["lpips_weight"] * losses["lpips"]
+        if gan_on:
+            disc.requires_grad_(False)
+            with amp:
+                losses["g_adv"] = g_loss_ns(disc_module(recon).float())
+            total = total + loss_w["gan_weight"] * losses["g_adv"]
+        if prior is not None:
+            losses["prior"] = prior.loss
+            total = total + section["prior_weight"] * prior.loss
+        losses["total"] = total
+        check_finite(losses, step, ckpt.path)
+
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+
+        meter.add(video.shape[0] * world)
+        stats = {k: v.item() for k, v in losses.items()}
+        stats["psnr"] = psnr(recon.detach(), video).mean().item()
+        if prior is not None:
+            stats["prior_acc"] = float(prior.acc_top1)
+        window.add(stats)
+        bar.update(1)
+        done = step + 1
+        if done % section["log_every"] == 0 or done == steps:
+            usage, ppl = codebook_usage(out.quant.indices, cfg.codebook_size)
+            logged = window.mean() | {"lr": section["lr"] * mult, "ss_rate": ss, "codebook_usage": float(usage),
+                                      "perplexity": float(ppl), "clips_per_s": meter.rate()}
+            bar.set_postfix(loss=f"{logged['total']:.4f}", psnr=f"{logged['psnr']:.2f}",
+                            clips_s=f"{logged['clips_per_s']:.1f}")
+            if log is not None and dist.is_main:
+                log(logged, done)
+        if done % section["checkpoint_every"] == 0 or done == steps:
+            save(done)
+        if stop_after is not None and done >= stop_after:
+            save(done)
+            break
+    bar.close()
+    final = window.last or {}
+    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=step + 1)
+
+
+class _Window:
+    """Running means of logged scalars since the last :meth:`mean`."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.last: dict[str, float] | None = None
+
+    def add(self, d: Mapping[str, float]) -> None:
+        for k, v in d.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def mean(self) -> dict[str, float]:
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums, self.counts, self.last = {}, {}, out
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation at the end of training
+
+@torch.no_grad()
+def evaluate_reconstruction(model: LARPTokenizer, store: ClipStore, windows: Sequence[tuple[int, int]], *,
+                            device: str, batch: int = 16) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    """PSNR / SSIM / codebook usage with deterministic SVQ on ``windows``; returns the first batch for figures."""
+    from ..metrics.recon import ssim_per_frame
+
+    model.eval()
+    frames = model.cfg.frames
+    psnrs, ssims, idx = [], [], []
+    first = None
+    for i in range(0, len(windows), batch):
+        video = to_float_video(store.read_many(windows[i:i + batch], frames)).to(device)
+        quant = model.encode(video, deterministic=True)
+        recon = model.decode(quant.z_q).float().clamp(0, 1)
+        psnrs.append(psnr(recon, video).cpu())
+        ssims.append(ssim_per_frame(recon, video).cpu())
+        idx.append(quant.indices.cpu())
+        if first is None:
+            first = (video.cpu(), recon.cpu())
+    usage, ppl = codebook_usage(torch.cat(idx), model.cfg.codebook_size)
+    metrics = {"val_psnr": torch.cat(psnrs).mean().item(), "val_ssim": torch.cat(ssims).mean().item(),
+               "val_codebook_usage": float(usage), "val_perplexity": float(ppl), "val_clips": len(windows)}
+    model.train()
+    return metrics, first[0], first[1]
+
+
+def save_recon_figure(video: torch.Tensor, recon: torch.Tensor, path: str | Path, clips: int = 4,
+                      title: str = "") -> None:
+    """Rows: original / reconstruction for ``clips`` clips; columns: every other frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(clips, video.shape[0])
+    t_idx = list(range(0, video.shape[2], max(1, video.shape[2] // 8)))
+    fig, axes = plt.subplots(2 * n, len(t_idx), figsize=(1.3 * len(t_idx), 1.35 * 2 * n), squeeze=False)
+    for c in range(n):
+        for j, t in enumerate(t_idx):
+            for r, src in enumerate((video, recon)):
+                ax = axes[2 * c + r][j]
+                ax.imshow(src[c, :, t].permute(1, 2, 0).clamp(0, 1).numpy())
+                ax.set_xticks([]), ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel("input" if r == 0 else "recon", fontsize=7)
+                if c == 0 and r == 0:
+                    ax.set_title(f"t={t}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["build_config", "train_tokenizer", "evaluate_reconstruction", "save_recon_figure", "WindowBatches",
+           "TrainResult", "count_parameters"]

@@ -1,0 +1,31 @@
+"""Stage encode_tokens: deterministic-SVQ tokens (and frame-prediction condition tokens) of every clip store.
+
+Inputs:  --tokenizer DIR (a train_tokenizer output), clip stores under --clips-dir.
+Outputs: --out DIR with <dataset>/{train,test}.npz and <dataset>/meta.json; --metrics FILE.
+Tiny run: python workflow/scripts/encode_tokens.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --tokenizer results/tokenizer/larp --clips-dir results/clips --out results/tokens/larp \
+    --metrics results/metrics/encode_tokens/larp.json
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.tokenizer.stage import run_encode_tokens
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--tokenizer", required=True, help="train_tokenizer output folder")
+    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
+    p.add_argument("--out", required=True)
+    p.add_argument("--metrics", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_encode_tokens(
+        params, tokenizer_dir=a.tokenizer, clips_dir=a.clips_dir, out_dir=a.out, metrics_path=a.metrics))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""Stage train_tokenizer: train one tokenizer variant (LARP with its AR prior, an ablation, or the patchwise baseline).
+
+Inputs:  clip stores results/clips/<dataset> of the variant's train_datasets and val_dataset.
+Outputs: --out DIR (model.safetensors with the full configuration, config.json), --metrics FILE (DVC metrics),
+         --report DIR (reconstructions.png, metrics.json). Resumable checkpoints: --work DIR (not an output).
+Runs under torchrun for DistributedDataParallel (gloo on CPU, NCCL on GPU).
+Tiny run: python workflow/scripts/train_tokenizer.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --variant larp --clips-dir results/clips --work work/train_tokenizer/larp --out results/tokenizer/larp \
+    --metrics results/metrics/train_tokenizer/larp.json --report reports/tokenizer/larp
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.tokenizer.stage import run_train_tokenizer
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True, help="a key of `tokenizers` in params")
+    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
+    p.add_argument("--work", required=True, help="resumable checkpoint folder (outside declared outputs)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--report", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_train_tokenizer(
+        params, a.variant, clips_dir=a.clips_dir, work_dir=a.work, out_dir=a.out, metrics_path=a.metrics,
+        report_dir=a.report))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
