@@ -58,7 +58,7 @@ def run(argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser]
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         params = load_params(args.params)
-        set_threads(args.threads)
+        args.threads_used = set_threads(args.threads)
         body(args, params)
     except expected_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,186 @@
+"""train_tokenizer and encode_tokens stages on the tiny configuration: outputs, resume, NaN, torchrun, errors."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from larp.config import load_params, variant_section
+from larp.data.clips import ClipStore
+from larp.training import NonFiniteLoss
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory, tiny_dataset, tiny_clips_params):
+    """params.yaml + the tiny overrides, pointing the synthetic dataset at the session's tiny set."""
+    d = tmp_path_factory.mktemp("params")
+    extra = {"datasets": {"synthetic": tiny_dataset}, "clips": tiny_clips_params}
+    (d / "extra.yaml").write_text(yaml.safe_dump(extra))
+    return [str(ROOT / "params.yaml"), str(ROOT / "tests/fixtures/params.tiny.yaml"), str(d / "extra.yaml")]
+
+
+@pytest.fixture(scope="module")
+def clips_dir(tiny_clips):
+    return tiny_clips.parent
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, params_file, clips_dir):
+    """Both tiny tokenizer variants trained through the stage script (shared by the tests below)."""
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'm.db'}")
+    out = tmp_path_factory.mktemp("tok")
+    train = _script("train_tokenizer")
+    for variant in ("larp", "patchwise"):
+        rc = train.main(["--params", *params_file, "--variant", variant, "--clips-dir", str(clips_dir),
+                         "--work", str(out / "work" / variant), "--out", str(out / "tokenizer" / variant),
+                         "--metrics", str(out / "metrics" / f"{variant}.json"),
+                         "--report", str(out / "reports" / variant), "--threads", "1"])
+        assert rc == 0
+    return out
+
+
+def test_train_outputs_are_complete_and_self_describing(trained):
+    from larp.tokenizer.stage import load_tokenizer
+
+    for variant, kind in (("larp", "holistic"), ("patchwise", "patchwise")):
+        files = sorted(p.name for p in (trained / "tokenizer" / variant).iterdir())
+        assert files == ["config.json", "model.safetensors"]
+        assert (trained / "reports" / variant / "reconstructions.png").stat().st_size > 1000
+        metrics = yaml.safe_load((trained / "metrics" / f"{variant}.json").read_text())
+        for key in ("val_psnr", "val_ssim", "val_codebook_usage", "val_perplexity", "train_l1", "params_tokenizer",
+                    "num_tokens", "steps"):
+            assert key in metrics, key
+        assert metrics["steps"] == 6
+        model, meta = load_tokenizer(trained / "tokenizer" / variant)
+        assert model.cfg.kind == kind and meta["variant"] == variant
+        video = torch.rand(2, 3, model.cfg.frames, model.cfg.resolution, model.cfg.resolution)
+        idx = model.encode(video, deterministic=True).indices
+        assert idx.shape == (2, metrics["num_tokens"])
+        assert model.decode_indices(idx).shape == video.shape
+    assert not list(trained.rglob("*.tmp-*"))
+
+
+def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path):
+    rc = _script("encode_tokens").main(["--params", *params_file, "--tokenizer", str(trained / "tokenizer/larp"),
+                                        "--clips-dir", str(clips_dir), "--out", str(tmp_path / "tokens"),
+                                        "--metrics", str(tmp_path / "m.json"), "--threads", "1"])
+    assert rc == 0
+    train = np.load(tmp_path / "tokens/synthetic/train.npz")
+    store = ClipStore(clips_dir / "synthetic", "train")
+    n_chunks = sum(store.num_frames(i) // 8 for i in range(len(store)))
+    assert train["tokens"].shape[0] == 2 * n_chunks  # flipped copies of the training chunks
+    assert train["flipped"].sum() == n_chunks
+    assert train["tokens"].shape == train["fp_cond"].shape and train["tokens"].dtype == np.uint16
+    test = np.load(tmp_path / "tokens/synthetic/test.npz")
+    assert not test["flipped"].any()
+    # deterministic SVQ: encoding the same clip twice gives the same tokens
+    from larp.data.clips import to_float_video
+    from larp.tokenizer.stage import load_tokenizer
+
+    model, _ = load_tokenizer(trained / "tokenizer/larp")
+    v, s = int(train["video"][0]), int(train["start"][0])
+    again = model.encode(to_float_video(store.read_many([(v, s)], 8)), deterministic=True).indices
+    assert np.array_equal(again.numpy()[0], train["tokens"][0])
+
+
+def _section(params_file, **overrides):
+    params = load_params(params_file)
+    section = variant_section(params, "tokenizer", "tokenizers", "larp")
+    section = copy.deepcopy(section)
+    section.update(overrides)
+    return params, section
+
+
+def test_resume_equals_uninterrupted(params_file, clips_dir, tmp_path):
+    from larp.tokenizer.train import train_tokenizer
+
+    torch.set_num_threads(1)
+    params, section = _section(params_file, steps=6, checkpoint_every=2)
+    stores = [ClipStore(clips_dir / "synthetic", "train")]
+    full = train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "a", seed=0, device="cpu")
+    part = train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "b", seed=0, device="cpu", stop_after=3)
+    assert part.steps == 3
+    resumed = train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "b", seed=0, device="cpu")
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    diff = {k: (a[k] - b[k]).abs().max().item() for k in a if not torch.equal(a[k], b[k])}
+    assert not diff, f"resumed run differs from the uninterrupted one: {diff}"
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(params_file, clips_dir, tmp_path, monkeypatch):
+    from larp.tokenizer import model as model_mod
+    from larp.tokenizer.train import train_tokenizer
+
+    params, section = _section(params_file, steps=6, checkpoint_every=2)
+    original, calls = model_mod.LARPTokenizer.forward, {"n": 0}
+
+    def poisoned(self, video, deterministic=False):
+        calls["n"] += 1
+        out = original(self, video, deterministic=deterministic)
+        if calls["n"] >= 4:  # the 4th training step (step index 3) goes non-finite
+            out.recon = out.recon * float("nan")
+        return out
+
+    monkeypatch.setattr(model_mod.LARPTokenizer, "forward", poisoned)
+    stores = [ClipStore(clips_dir / "synthetic", "train")]
+    with pytest.raises(NonFiniteLoss, match="step 3"):
+        train_tokenizer(section, params["clips"], stores, work_dir=tmp_path, seed=0, device="cpu")
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_lpips_requested_but_unavailable_is_a_clear_error(params_file, clips_dir, tmp_path, capsys):
+    extra = tmp_path / "lpips.yaml"
+    extra.write_text("tokenizer:\n  loss:\n    lpips_weight: 1.0\n")
+    rc = _script("train_tokenizer").main([
+        "--params", *params_file, str(extra), "--variant", "larp", "--clips-dir", str(clips_dir), "--work",
+        str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--report",
+        str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lpips_weight: 0" in err and "[lpips]" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_single_process(params_file, clips_dir, tmp_path):
+    """DDP over 2 gloo processes trains to the weights one process reaches on the same global batches."""
+    det = tmp_path / "det.yaml"
+    det.write_text(yaml.safe_dump({"tokenizer": {"deterministic_quantization": True, "ss_rounds": 1, "steps": 3,
+                                                 "checkpoint_every": 3, "prior": {"dropout": 0.0},
+                                                 "loss": {"gan_weight": 0.0}}}))
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}", OMP_NUM_THREADS="1")
+    outs = {}
+    for procs in (1, 2):
+        out = tmp_path / f"p{procs}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}",
+               str(ROOT / "workflow/scripts/train_tokenizer.py"), "--params", *params_file, str(det), "--variant",
+               "larp", "--clips-dir", str(clips_dir), "--work", str(out / "work"), "--out", str(out / "tok"),
+               "--metrics", str(out / "m.json"), "--report", str(out / "rep"), "--threads", "1"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[procs] = out
+    from larp.io import load_weights
+
+    w1, _ = load_weights(outs[1] / "tok/model.safetensors")
+    w2, _ = load_weights(outs[2] / "tok/model.safetensors")
+    worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    assert worst < 1e-4, f"2-process weights differ from 1-process by {worst}"
