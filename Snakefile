@@ -16,6 +16,7 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/generator.smk"
 
 
 rule reproduce_table1:
@@ -25,3 +26,4 @@ rule reproduce_table1:
         expand("results/clips/{dataset}", dataset=DATASETS),
         expand("results/tokenizer/{tok}", tok=TOKENIZERS),
         expand("results/tokens/{tok}", tok=TOKENIZERS),
+        expand("results/samples/{gen}", gen=GENERATORS),

@@ -131,11 +131,29 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
         for name, overrides in (params.get(variants_key) or {}).items():
             _, problems = _apply_overrides(params[section], overrides or {}, section, f"{variants_key}.{name}")
             out.extend(problems)
+    out.extend(_generator_checks(params))
     return out
 
 
 # variant collections and the section their dotted overrides apply to
-VARIANT_SECTIONS = {"tokenizers": "tokenizer"}
+VARIANT_SECTIONS = {"tokenizers": "tokenizer", "generators": "generator"}
+
+
+def _generator_checks(params: Mapping[str, Any]) -> list[str]:
+    """generator.tokenizer names a declared tokenizer variant and generator.dataset a declared dataset, in the
+    base section and in every variant that overrides them."""
+    gen = params.get("generator")
+    if not isinstance(gen, Mapping):
+        return []
+    out = []
+    declared = {"tokenizer": sorted(params.get("tokenizers") or {}), "dataset": sorted(params.get("datasets") or {})}
+    for name, overrides in {None: dict(gen), **(params.get("generators") or {})}.items():
+        for key, names in declared.items():
+            if key in (overrides or {}) and overrides[key] not in names:
+                where = "generator" if name is None else f"generators.{name}"
+                out.append(f"{where}: {key} = {overrides[key]!r} is not declared under "
+                           f"{'tokenizers' if key == 'tokenizer' else 'datasets'}: {names}")
+    return out
 
 
 def _apply_overrides(section: Mapping[str, Any], overrides: Mapping[str, Any], section_name: str,

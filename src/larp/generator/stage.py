@@ -1,0 +1,214 @@
+"""Stage functions behind ``workflow/scripts/train_generator.py`` and ``sample_videos.py``.
+
+Each resolves its generator variant from params, opens its inputs, runs the library, publishes its outputs atomically
+(training: rank 0 only, after every rank finished) and mirrors metrics and figures to MLflow.
+
+Sampling protocols (larp-facts.md §6):
+- class-conditional (gFVD, UCF-101): ``num_videos`` real clips are drawn with ``random.Random(clips.gfvd_seed)`` from
+  the non-overlapping chunk pool of the dataset's TRAIN split; their labels condition one generated video each.
+- frame prediction (K600): clips drawn the same way from the TEST split; condition = the first
+  ``fp_context_frames`` frames padded to the clip length by repeating the last (paper App. A.2), encoded with
+  DETERMINISTIC SVQ, as the training conditions were. The official sampler encodes stochastically (facts §6, §8.6):
+  ``sampling.stochastic_condition: true`` reproduces that. Frame prediction has no CFG (facts §5).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from ..cli import StageError
+from ..config import variant_section
+from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
+from ..io import atomic_dir, save_weights, write_json
+from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed
+from ..tracking import tracker_for
+from .presets import count_parameters
+from .sampling import generate
+from .train import evaluate_nll, load_generator, load_tokens, train_generator, training_section
+from .video_io import to_uint8, write_class_grids
+
+
+def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: str | Path, work_dir: str | Path,
+                        out_dir: str | Path, metrics_path: str | Path, stop_after: int | None = None) -> dict[str, Any]:
+    """Train generator variant ``variant`` on ``<tokens_dir>/<tokenizer>/<dataset>`` and publish weights + metrics."""
+    section = variant_section(params, "generator", "generators", variant)
+    train_cfg = training_section(section)
+    device = resolve_device(params["run"]["device"])
+    dist = init_distributed(device)
+    seed = int(params["run"]["seed"])
+    set_seed(seed)
+    folder = Path(tokens_dir) / section["tokenizer"] / section["dataset"]
+    data = load_tokens(folder, "train", section["mode"])
+    val = load_tokens(folder, "test", section["mode"])
+
+    t0 = time.perf_counter()
+    resolved = {"generator": train_cfg, "run": params["run"], "variant": variant}
+    with tracker_for(params, stage="train_generator", variant=variant, study="generator", resolved=resolved,
+                     is_main=dist.is_main) as tracker:
+        result = train_generator(train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
+                                 log=lambda step, m: tracker.log_metrics(m, step=step), stop_after=stop_after)
+        barrier(dist)
+        if (stop_after is not None and result.steps < section["steps"]) or not dist.is_main:
+            return result.metrics
+        evaluated = evaluate_nll(result.model, val, device=device, limit=section["eval_clips"],
+                                 batch=section["batch_size"])
+        metrics = {**result.metrics, **evaluated, "steps": result.steps, "seconds": time.perf_counter() - t0,
+                   "params_generator": count_parameters(result.model), "train_examples": len(data)}
+        meta = {"model_config": result.config.to_dict(), "stage_config": train_cfg, "variant": variant,
+                "mode": section["mode"], "tokenizer": section["tokenizer"], "dataset": section["dataset"],
+                "token_meta": data.meta, "steps": result.steps, "seed": seed, "git_commit": git_commit(),
+                "metrics": metrics}
+        with atomic_dir(out_dir) as tmp:
+            save_weights(tmp / "model.safetensors", result.model.state_dict(), meta)
+            write_json(tmp / "config.json", meta)
+        write_json(metrics_path, metrics)
+        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling
+
+def _real_clips(store: ClipStore, frames: int, n: int, seed: int, what: str) -> list[tuple[int, int]]:
+    """The gFVD real-clip sample: ``n`` chunks of the non-overlapping pool, ``random.Random(seed).sample``."""
+    pool = chunk_pool(store, frames)
+    if n > len(pool):
+        raise StageError(f"generator.sampling.num_videos = {n} but the {frames}-frame chunk pool of {store.root.name}/"
+                         f"{store.split} ({what}) holds only {len(pool)} clips; set num_videos <= {len(pool)}")
+    return sample_chunks(pool, n, seed)
+
+
+def _check_inputs(section: Mapping[str, Any], gen_meta: Mapping[str, Any], tok_cfg: Any, store: ClipStore) -> None:
+    """The generator, tokenizer and clip store must belong together; say which stage to re-run otherwise."""
+    for key in ("mode", "tokenizer", "dataset"):
+        if gen_meta[key] != section[key]:
+            raise StageError(f"the generator was trained with {key} = {gen_meta[key]!r} but params say "
+                             f"{section[key]!r}; re-run train_generator")
+    gen_cfg = gen_meta["model_config"]
+    if (gen_cfg["vocab_size"], gen_cfg["num_tokens"]) != (tok_cfg.codebook_size, tok_cfg.num_latents):
+        raise StageError(f"the generator models {gen_cfg['num_tokens']} tokens over {gen_cfg['vocab_size']} codes but "
+                         f"the tokenizer makes {tok_cfg.num_latents} over {tok_cfg.codebook_size}; re-run "
+                         "encode_tokens and train_generator")
+    if store.resolution != tok_cfg.resolution:
+        raise StageError(f"clip store {store.root} holds {store.resolution}px clips but the tokenizer expects "
+                         f"{tok_cfg.resolution}px; re-run extract_clips and the tokenizer with the same clips settings")
+
+
+def _sample_nll(model, tokens: torch.Tensor, cond: torch.Tensor) -> float:
+    """Summed NLL of sampled sequences under the model without CFG (the official sample.py reports it, facts §5)."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=tokens.device.type == "cuda"):
+        logits = model(tokens, cond).float()  # (B, n, V)
+    return F.cross_entropy(rearrange(logits, "b n v -> (b n) v"), rearrange(tokens, "b n -> (b n)"),
+                           reduction="sum").item()
+
+
+@torch.inference_mode()
+def sample_videos(model, tokenizer, store: ClipStore, windows: list[tuple[int, int]], videos: np.ndarray, *,
+                  mode: str, sampling: Mapping[str, Any], context: int, device: str) -> dict[str, np.ndarray | float]:
+    """Generate one video per real window (class: its label; fp: its padded first ``context`` frames), decode it
+    and write it into ``videos`` (uint8 (N, T, H, W, 3), e.g. a memory map: paper-scale sets exceed memory).
+
+    Seeded by ``sampling['seed']``: the same seed, windows and batch size give the same samples. Returns labels,
+    real_index (video, start), the generated tokens, the condition tokens (fp) and the mean sample NLL.
+    """
+    from ..tokenizer.encode import pad_context
+
+    torch.manual_seed(sampling["seed"])  # stochastic condition encoding, if chosen
+    gen = torch.Generator(device).manual_seed(sampling["seed"])
+    frames, bs = tokenizer.cfg.frames, sampling["batch_size"]
+    cfg_scale = sampling["cfg_scale"] if mode == "class" else 1.0
+    labels = np.array([store.label(v) for v, _ in windows], dtype=np.int64)
+    tokens, conds, nll = [], [], 0.0
+    for i in progress(range(0, len(windows), bs), desc="sample_videos"):
+        part = windows[i:i + bs]
+        if mode == "class":
+            cond = torch.from_numpy(labels[i:i + len(part)]).to(device)
+        else:
+            real = to_float_video(store.read_many(part, frames)).to(device)
+            cond = tokenizer.encode(pad_context(real, context),
+                                    deterministic=not sampling["stochastic_condition"]).indices.long()
+            conds.append(cond.cpu())
+        out = generate(model, cond, cfg_scale=cfg_scale, temperature=sampling["temperature"],
+                       top_k=sampling["top_k"], top_p=sampling["top_p"], generator=gen)  # (b, n)
+        nll += _sample_nll(model, out, cond)
+        tokens.append(out.cpu())
+        videos[i:i + len(part)] = to_uint8(tokenizer.decode_indices(out))
+    all_tokens = torch.cat(tokens)
+    dtype = np.uint16 if tokenizer.cfg.codebook_size <= 2**16 else np.int32  # as the token files (encode_tokens)
+    result = {"labels": labels, "real_index": np.asarray(windows, np.int64),
+              "tokens": all_tokens.numpy().astype(dtype), "sample_nll": nll / all_tokens.numel()}
+    if conds:
+        result["cond_tokens"] = torch.cat(conds).numpy().astype(dtype)
+    return result
+
+
+def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir: str | Path,
+                      tokenizer_dir: str | Path, clips_dir: str | Path, out_dir: str | Path,
+                      metrics_path: str | Path, report_dir: str | Path) -> dict[str, Any]:
+    """Sample generator variant ``variant`` by its mode's protocol; publish samples, metrics and report grids.
+
+    ``tokenizer_dir`` and ``clips_dir`` are the parent folders (results/tokenizer, results/clips): the variant's
+    tokenizer and dataset are looked up there.
+    """
+    from ..tokenizer.stage import load_tokenizer
+
+    section = variant_section(params, "generator", "generators", variant)
+    sampling, mode = section["sampling"], section["mode"]
+    device = resolve_device(params["run"]["device"])
+    model, gen_meta = load_generator(generator_dir, device=device)
+    tokenizer, _ = load_tokenizer(Path(tokenizer_dir) / section["tokenizer"], device=device)
+    split = "train" if mode == "class" else "test"
+    store = ClipStore(Path(clips_dir) / section["dataset"], split)
+    _check_inputs(section, gen_meta, tokenizer.cfg, store)
+    protocol = "class-conditional gFVD" if mode == "class" else "frame prediction"
+    windows = _real_clips(store, tokenizer.cfg.frames, sampling["num_videos"], params["clips"]["gfvd_seed"], protocol)
+    context = int(gen_meta["token_meta"]["fp_context_frames"])
+
+    t0 = time.perf_counter()
+    resolved = {"sampling": sampling, "clips": params["clips"], "generator": gen_meta["stage_config"],
+                "variant": variant}
+    with tracker_for(params, stage="sample_videos", variant=variant, study="generator", resolved=resolved) as tracker:
+        cfg = tokenizer.cfg
+        with atomic_dir(out_dir) as tmp:
+            videos = np.lib.format.open_memmap(tmp / "videos.npy", mode="w+", dtype=np.uint8,
+                                               shape=(len(windows), cfg.frames, cfg.resolution, cfg.resolution, 3))
+            out = sample_videos(model, tokenizer, store, windows, videos, mode=mode, sampling=sampling,
+                                context=context, device=device)
+            videos.flush()
+            for key in ("labels", "real_index", "tokens", "cond_tokens"):
+                if key in out:
+                    np.save(tmp / f"{key}.npy", out[key])
+            seconds = time.perf_counter() - t0
+            info = {"variant": variant, "mode": mode, "dataset": section["dataset"], "split": split,
+                    "tokenizer": section["tokenizer"], "num_videos": len(windows), "frames": cfg.frames,
+                    "resolution": cfg.resolution, "fp_context_frames": context if mode == "fp" else None,
+                    "cfg_scale": sampling["cfg_scale"] if mode == "class" else 1.0, "sampling": sampling,
+                    "gfvd_seed": params["clips"]["gfvd_seed"], "class_names": list(store.class_names),
+                    "condition_svq": None if mode == "class" else
+                    ("stochastic" if sampling["stochastic_condition"] else "deterministic")}
+            write_json(tmp / "info.json", info)
+            metrics = {"num_videos": len(windows), "seconds": seconds, "videos_per_s": len(windows) / seconds,
+                       "sample_nll": out["sample_nll"],
+                       "sample_codebook_usage": np.unique(out["tokens"]).size / cfg.codebook_size}
+            real_of = (lambda idx: store.read_many([windows[i] for i in idx], cfg.frames)) if mode == "fp" else None
+            with atomic_dir(report_dir) as rep:
+                files = write_class_grids(rep, videos, out["labels"], store.class_names,
+                                          per_class=sampling["grid_videos_per_class"],
+                                          max_classes=sampling["grid_classes"], real_of=real_of,
+                                          title=f"{variant}: {protocol}, cfg {info['cfg_scale']}, "
+                                                f"seed {sampling['seed']}")
+                write_json(rep / "metrics.json", metrics)
+            del videos  # close the memory map before the folder is renamed
+        write_json(metrics_path, metrics)
+        tracker.log_metrics(metrics)
+        for f in (files[0], files[-1]):
+            tracker.log_artifact(Path(report_dir) / f.name)
+    return metrics

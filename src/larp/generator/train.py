@@ -1,0 +1,266 @@
+"""Train the AR generator on precomputed LARP tokens (class-conditional or frame prediction).
+
+Paper §4.1 and App. A.2; official trainer facts in larp-facts.md §5 ("Optimizer and schedule"):
+AdamW (lr 6e-4, betas 0.9/0.95, weight decay 0.05 on Linear weights only), step-wise linear warm-up then cosine
+decay to ``min_lr_mult`` x lr, bf16 autocast on GPU (no GradScaler), no EMA, no gradient clipping. The loss is the
+mean next-token cross-entropy over the n target tokens (:meth:`ARGenerator.loss`).
+
+Training data are the token files of ``encode_tokens`` (deterministic SVQ, paper App. A.2): class mode reads
+(tokens, labels), frame-prediction mode (tokens, fp_cond). The official trainer tokenizes on the fly; here the
+flipped copies were encoded once (facts §5 "AR data pipeline").
+
+Batches are a pure function of (seed, step, rank) — an epoch-wise shuffle, as the official DistributedSampler, whose
+global batch is split over the ranks — and the torch RNG state is checkpointed, so on CPU a resumed run ends with
+exactly the weights of an uninterrupted one and a torchrun run sees the same global batches as a single process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..io import read_json
+from ..runtime import Dist, progress
+from ..training import Checkpointer, Throughput, check_finite, lr_multiplier
+from .model import ARGenerator, GeneratorConfig
+from .presets import get_preset, param_groups
+
+# the subsection of `generator` that only sample_videos reads (changing it does not retrain)
+SAMPLING_KEY = "sampling"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configuration and data
+
+def training_section(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The generator section without its ``sampling`` subsection: what determines the trained weights."""
+    return {k: v for k, v in section.items() if k != SAMPLING_KEY}
+
+
+def build_config(section: Mapping[str, Any], token_meta: Mapping[str, Any]) -> GeneratorConfig:
+    """Preset + ``model`` overrides + mode, with vocabulary, sequence length and classes from the token files."""
+    return get_preset(section["preset"], **dict(section["model"]), mode=section["mode"],
+                      vocab_size=int(token_meta["codebook_size"]), num_tokens=int(token_meta["num_tokens"]),
+                      num_classes=int(token_meta["num_classes"]))
+
+
+@dataclass
+class TokenData:
+    """One split of a token folder: targets (N, n) and conditions (labels (N,) or condition tokens (N, n))."""
+
+    tokens: np.ndarray
+    cond: np.ndarray
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def load_tokens(folder: str | Path, split: str, mode: str) -> TokenData:
+    """Read ``<folder>/{split}.npz`` and ``<folder>/meta.json`` (written by encode_tokens) for ``mode``."""
+    folder = Path(folder)
+    path = folder / f"{split}.npz"
+    if not path.is_file() or not (folder / "meta.json").is_file():
+        raise FileNotFoundError(f"no token files at {folder} (expected {split}.npz and meta.json); run the "
+                                "encode_tokens stage for this tokenizer first")
+    meta = read_json(folder / "meta.json")
+    with np.load(path) as z:
+        tokens = z["tokens"]
+        cond = z["labels"] if mode == "class" else z["fp_cond"]
+    n, vocab, classes = int(meta["num_tokens"]), int(meta["codebook_size"]), int(meta["num_classes"])
+    if tokens.ndim != 2 or tokens.shape[1] != n or len(tokens) == 0:
+        raise ValueError(f"{path}: expected tokens (N > 0, {n}) but found {tokens.shape}")
+    if int(tokens.max()) >= vocab or (mode == "fp" and int(cond.max()) >= vocab):
+        raise ValueError(f"{path}: expected token ids < codebook_size {vocab} but found {int(tokens.max())}")
+    if mode == "class" and (int(cond.min()) < 0 or int(cond.max()) >= classes):
+        raise ValueError(f"{path}: expected labels in [0, {classes}) but found [{int(cond.min())}, {int(cond.max())}]")
+    return TokenData(tokens=tokens, cond=cond, meta=meta)
+
+
+class TokenBatches:
+    """``batch(step)`` = this rank's share of the global batch of ``step``: examples at global positions
+    step*G + rank*B + [0, B) of an endless sequence of per-epoch permutations (G = B * world)."""
+
+    def __init__(self, data: TokenData, batch: int, world: int, seed: int, rank: int):
+        self.data, self.batch, self.world, self.seed, self.rank = data, batch, world, seed, rank
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) > 1:
+                self._perms.pop(min(self._perms))
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+        return self._perms[epoch]
+
+    def indices(self, step: int) -> np.ndarray:
+        n = len(self.data)
+        pos = step * self.batch * self.world + self.rank * self.batch + np.arange(self.batch)
+        return np.array([self._perm(int(p // n))[p % n] for p in pos])
+
+    def batch_at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens (B, n) int64, cond (B,) or (B, n) int64) for ``step``."""
+        idx = self.indices(step)
+        return (torch.from_numpy(self.data.tokens[idx].astype(np.int64)),
+                torch.from_numpy(self.data.cond[idx].astype(np.int64)))
+
+
+def build_optimizer(model: nn.Module, section: Mapping[str, Any]) -> torch.optim.AdamW:
+    """AdamW with weight decay on Linear weights only (presets.param_groups; facts §5)."""
+    return torch.optim.AdamW(param_groups(model, section["weight_decay"]), lr=section["lr"],
+                             betas=tuple(section["betas"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training
+
+@dataclass
+class TrainResult:
+    model: ARGenerator
+    config: GeneratorConfig
+    metrics: dict[str, float]
+    steps: int
+
+
+def _token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == tokens).float().mean()
+
+
+def _all_mean(values: dict[str, float], dist: Dist, device: str) -> dict[str, float]:
+    """Average logged scalars over the ranks (every rank logs at the same steps), so rank 0 reports the global mean."""
+    if dist.world == 1 or not values:
+        return values
+    import torch.distributed as tdist
+
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    return {k: float(v) / dist.world for k, v in zip(keys, t.tolist())}
+
+
+def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: str | Path, seed: int, device: str,
+                    dist: Dist = Dist(), log: Callable[[int, dict[str, float]], None] | None = None,
+                    stop_after: int | None = None) -> TrainResult:
+    """Train for ``section['steps']`` steps (resuming from ``work_dir``); return the model and the last window's means.
+
+    ``stop_after`` ends the process's work early at that step after checkpointing (used to test resumption).
+    """
+    cfg = build_config(section, data.meta)
+    steps, world = int(section["steps"]), dist.world
+    if section["batch_size"] % world:
+        raise ValueError(f"generator.batch_size {section['batch_size']} is not divisible by the {world} processes")
+    batch = section["batch_size"] // world
+
+    torch.manual_seed(seed)  # identical initial weights on every rank
+    model = ARGenerator(cfg).to(device)
+    torch.manual_seed(seed + 1 + dist.rank)  # per-rank stream for dropout and class dropout
+    opt = build_optimizer(model, section)
+    net: nn.Module = model
+    if world > 1:
+        ddp_kw = {"device_ids": [dist.local_rank]} if device == "cuda" else {}
+        net = nn.parallel.DistributedDataParallel(model, **ddp_kw)
+
+    ckpt = Checkpointer(work_dir, {"generator": training_section(section), "data": _data_identity(data),
+                                   "seed": seed, "world": world})
+    start = 0
+    state = ckpt.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = int(state["step"])
+        if dist.is_main:
+            print(f"[train_generator] resuming from {ckpt.path} at step {start}", flush=True)
+
+    def save(step: int) -> None:
+        if dist.is_main:
+            ckpt.save(step, {"model": model.state_dict(), "opt": opt.state_dict()})
+
+    batches = TokenBatches(data, batch, world, seed, dist.rank)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    meter, sums, count, last = Throughput(), {"loss": 0.0, "acc": 0.0}, 0, {}
+    model.train()
+    bar = progress(total=steps, initial=start, desc="train_generator", disable=None if dist.is_main else True)
+    done = start
+    for step in range(start, steps):
+        tokens, cond = (t.to(device, non_blocking=True) for t in batches.batch_at(step))
+        mult = lr_multiplier(step, steps, section["warmup_steps"], section["min_lr_mult"])
+        for g in opt.param_groups:
+            g["lr"] = section["lr"] * mult
+        with amp:
+            logits = net(tokens, cond)  # (B, n, V)
+        loss = F.cross_entropy(rearrange(logits, "b n v -> (b n) v").float(), rearrange(tokens, "b n -> (b n)"))
+        check_finite({"loss": loss.detach()}, step, ckpt.path)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+        meter.add(tokens.numel() * world)
+        sums["loss"] += loss.item()
+        sums["acc"] += _token_accuracy(logits.detach(), tokens).item()
+        count += 1
+        bar.update(1)
+        done = step + 1
+        if done % section["log_every"] == 0 or done == steps:
+            last = _all_mean({k: v / count for k, v in sums.items()}, dist, device)
+            sums, count = dict.fromkeys(sums, 0.0), 0
+            logged = last | {"lr": section["lr"] * mult, "tokens_per_s": meter.rate()}
+            bar.set_postfix(loss=f"{logged['loss']:.4f}", acc=f"{logged['acc']:.3f}")
+            if log is not None and dist.is_main:
+                log(done, logged)
+        if done % section["checkpoint_every"] == 0 or done == steps:
+            save(done)
+        if stop_after is not None and done >= stop_after:
+            save(done)
+            break
+    bar.close()
+    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in last.items()}, steps=done)
+
+
+def _data_identity(data: TokenData) -> dict[str, Any]:
+    """What a checkpoint must agree on about its data (a resume on other token files starts over)."""
+    return {"shape": list(data.tokens.shape), "sum": int(data.tokens.sum(dtype=np.int64)),
+            "cond_sum": int(data.cond.sum(dtype=np.int64)), "meta": data.meta}
+
+
+@torch.no_grad()
+def evaluate_nll(model: ARGenerator, data: TokenData, *, device: str, limit: int, batch: int) -> dict[str, float]:
+    """Mean next-token NLL and top-1 accuracy (eval mode, no class dropout) on the first ``limit`` examples."""
+    was_training = model.training
+    model.eval()
+    n = min(limit, len(data))
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    nll, acc = 0.0, 0.0
+    for i in range(0, n, batch):
+        tokens = torch.from_numpy(data.tokens[i:min(i + batch, n)].astype(np.int64)).to(device)
+        cond = torch.from_numpy(data.cond[i:min(i + batch, n)].astype(np.int64)).to(device)
+        with amp:
+            logits = model(tokens, cond).float()  # (b, n, V)
+        nll += F.cross_entropy(rearrange(logits, "b n v -> (b n) v"), rearrange(tokens, "b n -> (b n)"),
+                               reduction="sum").item()
+        acc += (logits.argmax(-1) == tokens).float().sum().item()
+    model.train(was_training)
+    denom = n * data.tokens.shape[1]
+    return {"val_loss": nll / denom, "val_acc": acc / denom, "val_examples": n}
+
+
+def load_generator(path: str | Path, device: str = "cpu") -> tuple[ARGenerator, dict[str, Any]]:
+    """Rebuild a trained generator from ``<dir>/model.safetensors`` alone (weights + embedded configuration)."""
+    from ..io import load_weights
+
+    path = Path(path)
+    state, meta = load_weights(path / "model.safetensors" if path.is_dir() else path, device=device)
+    model = ARGenerator(GeneratorConfig.from_dict(meta["model_config"])).to(device)
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
+
+
+__all__ = ["build_config", "build_optimizer", "evaluate_nll", "load_generator", "load_tokens", "train_generator",
+           "training_section", "TokenBatches", "TokenData", "TrainResult"]

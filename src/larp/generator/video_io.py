@@ -1,0 +1,100 @@
+"""Viewable sample grids: animated GIFs per class and a PNG contact sheet (Pillow, installed with matplotlib).
+
+Videos here are uint8 arrays (..., T, H, W, 3), the layout samples are stored in for scoring.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from PIL import Image, ImageDraw
+
+GIF_FPS = 8  # playback rate of the GIFs (slow enough to follow 16-frame clips)
+SHEET_FRAMES = 8  # frames per contact-sheet row, evenly spaced over the clip
+MIN_TILE = 64  # small videos are enlarged (nearest neighbour, integer factor) to at least this many pixels
+LABEL_WIDTH = 160  # contact-sheet margin for the row labels (pixels)
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """Decoder output (B, 3, T, H, W), any float range -> uint8 (B, T, H, W, 3), clamped to [0, 1] then rounded."""
+    if video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"expected a video batch (B, 3, T, H, W) but found {tuple(video.shape)}")
+    x = rearrange(video.detach().float().clamp(0, 1), "b c t h w -> b t h w c")
+    return x.mul(255).round().to(torch.uint8).cpu().numpy()
+
+
+def _upscale(frames: np.ndarray) -> np.ndarray:
+    """Enlarge (..., H, W, 3) by an integer factor so that H >= MIN_TILE."""
+    k = max(1, -(-MIN_TILE // frames.shape[-3]))
+    return frames.repeat(k, axis=-3).repeat(k, axis=-2) if k > 1 else frames
+
+
+def video_grid(videos: np.ndarray, pad: int = 2) -> np.ndarray:
+    """uint8 (R, C, T, H, W, 3) -> one video (T, R*(h+pad)+pad, C*(w+pad)+pad, 3) with white borders, where the
+    tiles h x w are the videos enlarged to at least MIN_TILE pixels."""
+    if videos.ndim != 6 or videos.dtype != np.uint8:
+        raise ValueError(f"expected uint8 videos (R, C, T, H, W, 3) but found {videos.dtype} {videos.shape}")
+    padded = np.pad(_upscale(videos), [(0, 0), (0, 0), (0, 0), (0, pad), (0, pad), (0, 0)], constant_values=255)
+    grid = rearrange(padded, "r c t h w ch -> t (r h) (c w) ch")
+    return np.pad(grid, [(0, 0), (pad, 0), (pad, 0), (0, 0)], constant_values=255)
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: int = GIF_FPS) -> None:
+    """Animated, looping GIF of uint8 frames (T, H, W, 3)."""
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+def write_contact_sheet(path: str | Path, rows: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
+    """PNG with one labelled row per (label, uint8 video (T, H, W, 3)): SHEET_FRAMES evenly spaced frames."""
+    if not rows:
+        raise ValueError("write_contact_sheet: expected at least one row but found none")
+    strips = []
+    for _, video in rows:
+        idx = np.linspace(0, video.shape[0] - 1, min(SHEET_FRAMES, video.shape[0])).round().astype(int)
+        strips.append(video_grid(video[idx][None, :, None])[0])  # (H', W', 3): one row of frames
+    tile = np.stack(strips)  # (rows, H', W', 3)
+    head = 20 if title else 0
+    sheet = Image.new("RGB", (LABEL_WIDTH + tile.shape[2], head + tile.shape[0] * tile.shape[1]), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((4, 4), title, fill="black")
+    for r, ((label, _), strip) in enumerate(zip(rows, tile)):
+        y = head + r * tile.shape[1]
+        sheet.paste(Image.fromarray(strip), (LABEL_WIDTH, y))
+        draw.text((4, y + tile.shape[1] // 2 - 6), label[:26], fill="black")
+    sheet.save(path)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "class"
+
+
+def write_class_grids(out_dir: str | Path, videos: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *,
+                      per_class: int, max_classes: int, real_of: Callable[[np.ndarray], np.ndarray] | None = None,
+                      title: str = "") -> list[Path]:
+    """Per class (the first ``max_classes`` class ids present): ``class-<id>-<name>.gif`` with up to ``per_class``
+    samples side by side, and ``contact_sheet.png`` with each shown class's first sample. For frame prediction,
+    ``real_of(indices)`` returns the real clips of those samples, shown above their predictions (only the shown
+    clips are read). Returns the written files, the contact sheet last."""
+    out_dir = Path(out_dir)
+    written, rows = [], []
+    for c in sorted(set(labels.tolist()))[:max_classes]:
+        pick = np.flatnonzero(labels == c)[:per_class]
+        name = class_names[c] if c < len(class_names) else str(c)
+        real = None if real_of is None else real_of(pick)
+        grid_rows = [videos[pick]] if real is None else [real, videos[pick]]
+        path = out_dir / f"class-{c:03d}-{_slug(name)}.gif"
+        write_gif(path, video_grid(np.stack(grid_rows)))
+        written.append(path)
+        if real is not None:
+            rows.append((f"{name} (real)", real[0]))
+        rows.append((f"{name}" + (" (predicted)" if real is not None else ""), videos[pick[0]]))
+    sheet = out_dir / "contact_sheet.png"
+    write_contact_sheet(sheet, rows, title)
+    return [*written, sheet]

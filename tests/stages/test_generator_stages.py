@@ -1,0 +1,212 @@
+"""Stages train_generator and sample_videos, run in-process on a tiny token folder, tokenizer and clip store."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from larp.data.clips import MANIFEST_COLUMNS, ClipStore, chunk_pool, sample_chunks, to_float_video
+from larp.generator.train import load_generator
+from larp.io import read_json, save_weights, write_json
+from larp.tokenizer.encode import pad_context
+from larp.tokenizer.model import LARPTokenizer
+from larp.tokenizer.presets import TOKENIZER_PRESETS
+from larp.tokenizer.stage import load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES, FRAMES, RES, VIDEO_FRAMES = ["ApplyEyeMakeup", "Biking", "Diving"], 8, 16, 16  # 2 chunks per video
+TOK = TOKENIZER_PRESETS["tiny"]  # 8 frames at 16 px, 8 tokens, 64 codes
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_store(root: Path, videos_per_class: dict[str, int]) -> None:
+    """The clip-store layout of larp.data.clips (manifest, one shard, classes.csv, summary.json)."""
+    rng = np.random.default_rng(0)
+    for split, per_class in videos_per_class.items():
+        (root / split).mkdir(parents=True)
+        rows, frames = [], []
+        for c, name in enumerate(CLASSES):
+            for k in range(per_class):
+                offset = len(rows) * VIDEO_FRAMES
+                rows.append((len(rows), f"{name}/v_{k}.avi", c, name, split, 0, VIDEO_FRAMES, 25.0, 0, offset))
+                frames.append(rng.integers(0, 256, (VIDEO_FRAMES, RES, RES, 3), dtype=np.uint8))
+        np.save(root / split / "frames-00000.npy", np.concatenate(frames))
+        pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(root / split / "manifest.csv", index=False)
+    pd.DataFrame({"class_id": range(len(CLASSES)), "class_name": CLASSES}).to_csv(root / "classes.csv", index=False)
+    write_json(root / "summary.json", {"params": {"clips": {"resolution": RES}}})
+
+
+def _write_tokens(folder: Path, rng: np.random.Generator) -> None:
+    """Token files in the layout of encode_tokens (random ids: the stages only need the format)."""
+    folder.mkdir(parents=True)
+    shape, vocab = (TOK.num_tokens,), TOK.codebook_size
+    for split, n in (("train", 12), ("test", 6)):
+        np.savez(folder / f"{split}.npz", tokens=rng.integers(0, vocab, (n, *shape), dtype=np.uint16),
+                 fp_cond=rng.integers(0, vocab, (n, *shape), dtype=np.uint16),
+                 labels=np.arange(n) % len(CLASSES), video=np.arange(n), start=np.zeros(n, np.int64),
+                 flipped=np.zeros(n, bool))
+    write_json(folder / "meta.json", {"variant": "larp", "num_tokens": TOK.num_tokens, "codebook_size": vocab,
+                                      "num_classes": len(CLASSES), "class_names": CLASSES, "frames": FRAMES,
+                                      "fp_context_frames": 2})
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace: clip store, tokenizer, tokens, params files, and tracking in a temporary sqlite store."""
+    tmp = tmp_path_factory.mktemp("gen")
+    _write_store(tmp / "clips/synthetic", {"train": 2, "test": 2})  # 12 chunks per split
+    torch.manual_seed(0)
+    tokenizer = LARPTokenizer(TOK)
+    save_weights(tmp / "tokenizer/larp/model.safetensors", tokenizer.state_dict(),
+                 {"model_config": TOK.to_dict(), "variant": "larp"})
+    _write_tokens(tmp / "tokens/larp/synthetic", np.random.default_rng(1))
+    files = [str(ROOT / "params.yaml"), str(ROOT / "tests/fixtures/params.tiny.yaml")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        yield {"tmp": tmp, "params": files}
+
+
+def _train(ws, variant: str, params: list[str] | None = None, out: str = "generator") -> int:
+    t = ws["tmp"]
+    return _script("train_generator").main([
+        "--params", *(params or ws["params"]), "--variant", variant, "--tokens-dir", str(t / "tokens"),
+        "--work", str(t / "work" / out / variant), "--out", str(t / out / variant),
+        "--metrics", str(t / "metrics" / out / f"{variant}.json"), "--threads", "1"])
+
+
+def _sample(ws, variant: str, name: str, params: list[str] | None = None) -> int:
+    t = ws["tmp"]
+    return _script("sample_videos").main([
+        "--params", *(params or ws["params"]), "--variant", variant, "--generator", str(t / "generator" / variant),
+        "--tokenizer-dir", str(t / "tokenizer"), "--clips-dir", str(t / "clips"), "--out", str(t / "samples" / name),
+        "--metrics", str(t / "metrics/samples" / f"{name}.json"), "--report", str(t / "reports" / name),
+        "--threads", "1"])
+
+
+@pytest.fixture(scope="module")
+def trained(ws):
+    for variant in ("class-larp", "fp-larp"):
+        assert _train(ws, variant) == 0
+    return ws
+
+
+@pytest.mark.parametrize("variant,mode", [("class-larp", "class"), ("fp-larp", "fp")])
+def test_train_generator_outputs(trained, variant, mode):
+    t = trained["tmp"]
+    assert sorted(p.name for p in (t / "generator" / variant).iterdir()) == ["config.json", "model.safetensors"]
+    metrics = read_json(t / "metrics/generator" / f"{variant}.json")
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "steps", "params_generator"} <= set(metrics)
+    assert metrics["steps"] == 4 and np.isfinite(metrics["val_loss"])
+    model, meta = load_generator(t / "generator" / variant)
+    assert (meta["mode"], meta["tokenizer"], meta["dataset"]) == (mode, "larp", "synthetic")
+    assert "sampling" not in meta["stage_config"]
+    assert (model.config.mode, model.config.vocab_size, model.config.num_tokens) == (mode, 64, 8)
+
+
+def test_sample_class_videos_follow_the_gfvd_protocol_and_are_seeded(trained):
+    assert _sample(trained, "class-larp", "a") == 0 and _sample(trained, "class-larp", "b") == 0
+    t = trained["tmp"]
+    a, b = t / "samples/a", t / "samples/b"
+    videos = np.load(a / "videos.npy")
+    assert videos.dtype == np.uint8 and videos.shape == (4, FRAMES, RES, RES, 3)
+    assert np.array_equal(videos, np.load(b / "videos.npy")), "the same seed must give the same samples"
+    store = ClipStore(t / "clips/synthetic", "train")
+    real = sample_chunks(chunk_pool(store, FRAMES), 4, seed=42)  # clips.gfvd_seed, TRAIN split
+    assert np.load(a / "real_index.npy").tolist() == [list(w) for w in real]
+    assert np.load(a / "labels.npy").tolist() == [store.label(v) for v, _ in real]
+    assert np.load(a / "tokens.npy").shape == (4, TOK.num_tokens) and not (a / "cond_tokens.npy").exists()
+    info = read_json(a / "info.json")
+    assert (info["split"], info["cfg_scale"], info["condition_svq"]) == ("train", 1.25, None)
+    gifs = sorted((t / "reports/a").glob("class-*.gif"))
+    assert 1 <= len(gifs) <= 2 and (t / "reports/a/contact_sheet.png").stat().st_size > 0
+    assert {"num_videos", "sample_nll", "videos_per_s"} <= set(read_json(t / "metrics/samples/a.json"))
+
+    other = t / "seed1.yaml"
+    other.write_text(yaml.safe_dump({"generator": {"sampling": {"seed": 1}}}))
+    assert _sample(trained, "class-larp", "c", trained["params"] + [str(other)]) == 0
+    assert not np.array_equal(np.load(t / "samples/c/tokens.npy"), np.load(a / "tokens.npy"))
+
+
+def test_sample_frame_prediction_conditions_on_the_first_frames(trained):
+    assert _sample(trained, "fp-larp", "fp") == 0
+    t = trained["tmp"]
+    out = t / "samples/fp"
+    store = ClipStore(t / "clips/synthetic", "test")
+    real = sample_chunks(chunk_pool(store, FRAMES), 4, seed=42)  # TEST split for frame prediction
+    assert np.load(out / "real_index.npy").tolist() == [list(w) for w in real]
+    tokenizer, _ = load_tokenizer(t / "tokenizer/larp")
+    with torch.no_grad():
+        context = pad_context(to_float_video(store.read_many(real, FRAMES)), 2)  # fp_context_frames of the tokens
+        expected = tokenizer.encode(context, deterministic=True).indices
+    assert torch.equal(context[:, :, 2:], context[:, :, 1:2].expand_as(context[:, :, 2:]))
+    assert np.array_equal(np.load(out / "cond_tokens.npy"), expected.numpy())
+    assert np.load(out / "videos.npy").shape == (4, FRAMES, RES, RES, 3)
+    info = read_json(out / "info.json")
+    assert (info["split"], info["cfg_scale"], info["condition_svq"]) == ("test", 1.0, "deterministic")
+    assert (t / "reports/fp/contact_sheet.png").is_file() and list((t / "reports/fp").glob("class-*.gif"))
+
+
+def test_too_many_videos_is_a_clear_error(trained, capsys):
+    big = trained["tmp"] / "big.yaml"
+    big.write_text(yaml.safe_dump({"generator": {"sampling": {"num_videos": 13}}}))
+    assert _sample(trained, "class-larp", "big", trained["params"] + [str(big)]) == 2
+    err = capsys.readouterr().err
+    assert "num_videos = 13" in err and "holds only 12 clips" in err
+    assert not (trained["tmp"] / "samples/big").exists()
+
+
+def test_runs_are_tracked(trained):
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["larp-generator"])
+    assert {"train_generator/class-larp", "train_generator/fp-larp"} <= set(runs["tags.mlflow.runName"])
+
+
+def test_dvc_train_params_are_the_generator_keys_except_sampling():
+    """DVC lists whole keys; train_generator must list every training key of `generator` (and not `sampling`)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    schema = yaml.safe_load((ROOT / "src/larp/schemas/params.schema.yaml").read_text())
+    keys = set(schema["properties"]["generator"]["properties"]) - {"sampling"}
+    train = {p for p in stages["train_generator"]["do"]["params"] if isinstance(p, str)}
+    assert {p.removeprefix("generator.") for p in train if p.startswith("generator.")} == keys
+    assert "generator.sampling" in stages["sample_videos"]["do"]["params"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(ws):
+    """2-process DDP on CPU (gloo) sees the same global batches: loss and weights match a single process."""
+    t = ws["tmp"]
+    nodrop = t / "nodrop.yaml"
+    nodrop.write_text(yaml.safe_dump({"generator": {"model": {
+        "class_dropout": 0.0, "token_dropout": 0.0, "resid_dropout": 0.0, "ffn_dropout": 0.0}}}))
+    params = ws["params"] + [str(nodrop)]
+    assert _train(ws, "class-larp", params, out="single") == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1", MLFLOW_DISABLE_TELEMETRY="true")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           str(ROOT / "workflow/scripts/train_generator.py"), "--params", *params, "--variant", "class-larp",
+           "--tokens-dir", str(t / "tokens"), "--work", str(t / "work/ddp"), "--out", str(t / "ddp/class-larp"),
+           "--metrics", str(t / "metrics/ddp.json"), "--threads", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single, ddp = read_json(t / "metrics/single/class-larp.json"), read_json(t / "metrics/ddp.json")
+    assert ddp["train_loss"] == pytest.approx(single["train_loss"], abs=1e-4)
+    assert ddp["val_loss"] == pytest.approx(single["val_loss"], abs=1e-4)
+    a, _ = load_generator(t / "single/class-larp")
+    b, _ = load_generator(t / "ddp/class-larp")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(p, q, atol=1e-5), name

@@ -1,0 +1,66 @@
+"""Stages 4-5: AR generator training on the tokens and sampling (class-conditional videos, frame predictions)."""
+
+GENERATORS = sorted(config["generators"])
+# each variant's resolved generator section; train_generator tracks it without `sampling` (what
+# larp.generator.train.training_section passes to training), sample_videos only `sampling`
+GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in GENERATORS}
+GENERATOR_TRAIN_CFG = {g: {k: v for k, v in c.items() if k != "sampling"} for g, c in GENERATOR_CFG.items()}
+
+
+wildcard_constraints:
+    gen="|".join(GENERATORS),
+
+
+rule train_generator:
+    input:
+        tokens=lambda wc: f"results/tokens/{GENERATOR_CFG[wc.gen]['tokenizer']}",
+    output:
+        model=directory("results/generator/{gen}"),
+        metrics="results/metrics/train_generator/{gen}.json",
+    params:
+        files=PARAMS,
+        generator=lambda wc: json.dumps(GENERATOR_TRAIN_CFG[wc.gen], sort_keys=True),
+        run=section("run"),
+    log:
+        "logs/train_generator/{gen}.log",
+    threads: HALF
+    resources:
+        mem_mb=6000,
+        runtime=600,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/train_generator.py --params {params.files} --variant {wildcards.gen} --tokens-dir results/tokens "
+        "--work work/train_generator/{wildcards.gen} --out {output.model} --metrics {output.metrics} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule sample_videos:
+    input:
+        generator="results/generator/{gen}",
+        tokenizer=lambda wc: f"results/tokenizer/{GENERATOR_CFG[wc.gen]['tokenizer']}",
+        clips=lambda wc: f"results/clips/{GENERATOR_CFG[wc.gen]['dataset']}",
+    output:
+        samples=directory("results/samples/{gen}"),
+        metrics="results/metrics/sample_videos/{gen}.json",
+        report=directory("reports/samples/{gen}"),
+    params:
+        files=PARAMS,
+        sampling=lambda wc: json.dumps(GENERATOR_CFG[wc.gen]["sampling"], sort_keys=True),
+        clips=section("clips"),
+        datasets=section("datasets"),
+        run=section("run"),
+    log:
+        "logs/sample_videos/{gen}.log",
+    threads: HALF
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/sample_videos.py --params {params.files} --variant {wildcards.gen} --generator {input.generator} "
+        "--tokenizer-dir results/tokenizer --clips-dir results/clips --out {output.samples} --metrics {output.metrics} "
+        "--report {output.report} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,39 @@
+"""Stage sample_videos: class-conditional videos or frame predictions of one generator variant, for scoring.
+
+Inputs:  --generator DIR (a train_generator output), the tokenizer under --tokenizer-dir, the clip store under
+         --clips-dir (real clips: gFVD chunk sample of the train split, or frame-prediction clips of the test split).
+Outputs: --out DIR (videos.npy uint8 (N,T,H,W,3), labels.npy, real_index.npy (video, start), tokens.npy,
+         cond_tokens.npy for frame prediction, info.json), --metrics FILE, --report DIR (GIF per class,
+         contact_sheet.png, metrics.json).
+Tiny run: python workflow/scripts/sample_videos.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --variant class-larp --generator results/generator/class-larp --tokenizer-dir results/tokenizer \
+    --clips-dir results/clips --out results/samples/class-larp --metrics results/metrics/sample_videos/class-larp.json \
+    --report reports/samples/class-larp
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.generator.stage import run_sample_videos
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True, help="a key of `generators` in params")
+    p.add_argument("--generator", required=True, help="train_generator output folder")
+    p.add_argument("--tokenizer-dir", required=True, help="folder holding results/tokenizer/<tokenizer variant>")
+    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
+    p.add_argument("--out", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--report", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_sample_videos(
+        params, a.variant, generator_dir=a.generator, tokenizer_dir=a.tokenizer_dir, clips_dir=a.clips_dir,
+        out_dir=a.out, metrics_path=a.metrics, report_dir=a.report))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""Stage train_generator: train one AR generator variant (class-conditional or frame prediction) on LARP tokens.
+
+Inputs:  token files <tokens-dir>/<tokenizer variant>/<dataset>/{train,test}.npz + meta.json (encode_tokens).
+Outputs: --out DIR (model.safetensors with the full configuration incl. tokenizer variant and dataset, config.json),
+         --metrics FILE (DVC metrics). Resumable checkpoints: --work DIR (not an output).
+Runs under torchrun for DistributedDataParallel (gloo on CPU, NCCL on GPU).
+Tiny run: python workflow/scripts/train_generator.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --variant class-larp --tokens-dir results/tokens --work work/train_generator/class-larp \
+    --out results/generator/class-larp --metrics results/metrics/train_generator/class-larp.json
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.generator.stage import run_train_generator
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True, help="a key of `generators` in params")
+    p.add_argument("--tokens-dir", required=True, help="folder holding results/tokens/<tokenizer variant>")
+    p.add_argument("--work", required=True, help="resumable checkpoint folder (outside declared outputs)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--metrics", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_train_generator(
+        params, a.variant, tokens_dir=a.tokens_dir, work_dir=a.work, out_dir=a.out, metrics_path=a.metrics))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
