@@ -95,3 +95,9 @@ class Throughput:
         r = self.items / dt if dt > 0 else 0.0
         self.t0, self.items = time.perf_counter(), 0
         return r
+
+
+def log_line(stage: str, step: int, total: int, metrics: Mapping[str, float], keys: tuple[str, ...]) -> None:
+    """One plain progress line for logs (Snakemake/DVC write stderr to files, where a progress bar is noise)."""
+    shown = " ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
+    print(f"[{stage}] step {step}/{total} {shown}", flush=True)

@@ -147,3 +147,15 @@ def test_metric_name_always_names_the_detector():
         metric_name("", "fvd", 2048, 16)
     with pytest.raises(ValueError, match="positive"):
         metric_name("i3d", "fvd", 0, 16)
+
+
+def test_identical_fake_features_do_not_crash():
+    """A collapsed generator (every video identical) gives a rounding-noise covariance: FVD is finite, not an error."""
+    rng = np.random.default_rng(0)
+    real = FeatureStats(16)
+    real.update(rng.normal(3.0, 1.0, size=(200, 16)))
+    fake = FeatureStats(16)
+    fake.update(np.tile(rng.normal(3.0, 1.0, size=(1, 16)) * 1234.567, (200, 1)))
+    value = fvd_from_stats(real, fake)
+    assert np.isfinite(value) and value > 0
+    assert abs(fvd_from_stats(fake, real) - value) < 1e-6 * value

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..io import read_json
 from ..runtime import Dist, progress
-from ..training import Checkpointer, Throughput, check_finite, lr_multiplier
+from ..training import Checkpointer, Throughput, check_finite, log_line, lr_multiplier
 from .model import ARGenerator, GeneratorConfig
 from .presets import get_preset, param_groups
 
@@ -214,6 +214,8 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
             bar.set_postfix(loss=f"{logged['loss']:.4f}", acc=f"{logged['acc']:.3f}")
             if log is not None and dist.is_main:
                 log(done, logged)
+            if bar.disable and dist.is_main:
+                log_line("train_generator", done, steps, logged, ("loss", "acc", "lr", "tokens_per_s"))
         if done % section["checkpoint_every"] == 0 or done == steps:
             save(done)
         if stop_after is not None and done >= stop_after:

@@ -101,9 +101,13 @@ class FeatureStats:
         return stats
 
 
-def _clamp_psd(w: np.ndarray, what: str) -> np.ndarray:
-    """Eigenvalues of a symmetric PSD matrix with tiny negative ones (rounding) clamped to 0."""
-    scale = max(float(np.abs(w).max()), 1e-300)
+def _clamp_psd(w: np.ndarray, what: str, ref: float = 0.0) -> np.ndarray:
+    """Eigenvalues of a symmetric PSD matrix with tiny negative ones (rounding) clamped to 0.
+
+    ``ref`` is the magnitude rounding is relative to: a covariance computed as E[xxᵀ] − μμᵀ carries errors of order
+    ε·|μ|², so when every feature vector is identical (a collapsed generator, an untrained decoder) the matrix is
+    pure rounding noise of either sign and must count as 0, not as an error."""
+    scale = max(float(np.abs(w).max()), ref, 1e-300)
     if w.min() < -1e-6 * scale:
         raise ValueError(
             f"frechet_distance: {what} is not positive semi-definite (eigenvalue {w.min():.3g}, largest "
@@ -127,10 +131,11 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     for name, arr, shape in (("mu2", mu2, (d,)), ("sigma1", sigma1, (d, d)), ("sigma2", sigma2, (d, d))):
         if arr.shape != shape:
             raise ValueError(f"frechet_distance: expected {name} of shape {shape} but found {arr.shape}")
+    ref = max(float(np.abs(sigma1).max()), float(np.abs(sigma2).max()), float(mu1 @ mu1) / d, float(mu2 @ mu2) / d)
     w1, v1 = np.linalg.eigh((sigma1 + sigma1.T) / 2)
-    sqrt1 = (v1 * np.sqrt(_clamp_psd(w1, "sigma1"))) @ v1.T  # (D, D) = V diag(sqrt w) Vᵀ
+    sqrt1 = (v1 * np.sqrt(_clamp_psd(w1, "sigma1", ref))) @ v1.T  # (D, D) = V diag(sqrt w) Vᵀ
     mid = sqrt1 @ sigma2 @ sqrt1  # (D, D)
-    w_mid = _clamp_psd(np.linalg.eigvalsh((mid + mid.T) / 2), "sqrt(sigma1) sigma2 sqrt(sigma1)")
+    w_mid = _clamp_psd(np.linalg.eigvalsh((mid + mid.T) / 2), "sqrt(sigma1) sigma2 sqrt(sigma1)", ref * ref)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.sqrt(w_mid).sum())
 

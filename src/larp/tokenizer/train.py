@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data.clips import ClipStore, to_float_video
 from ..runtime import Dist, progress
-from ..training import Checkpointer, Throughput, check_finite, lr_multiplier
+from ..training import Checkpointer, Throughput, check_finite, log_line, lr_multiplier
 from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
 from .model import LARPTokenizer, PriorConfig, TokenizerConfig
 from .presets import TOKENIZER_PRESETS, count_parameters
@@ -266,6 +266,9 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
                             clips_s=f"{logged['clips_per_s']:.1f}")
             if log is not None and dist.is_main:
                 log(logged, done)
+            if bar.disable and dist.is_main:
+                log_line("train_tokenizer", done, steps, logged, ("total", "l1", "prior", "psnr", "codebook_usage",
+                                                                  "lr", "ss_rate", "clips_per_s"))
         if done % section["checkpoint_every"] == 0 or done == steps:
             save(done)
         if stop_after is not None and done >= stop_after:

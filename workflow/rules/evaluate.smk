@@ -1,0 +1,117 @@
+"""Stages 6-8: the FVD detector, rFVD / reconstruction scores, gFVD / frame-prediction scores, and Table 1.
+
+train_detector runs for both detector kinds, so the DAG has one shape: kind classifier trains on the dataset's
+train split, kind i3d only verifies detector.i3d_path (its checksum pins the content, so the file is not an input).
+Real-data feature statistics are cached in work/fvd_cache (outside the declared outputs, like checkpoints).
+"""
+
+FVD_CACHE = "work/fvd_cache"
+TOKENIZER_CFG = {t: variant_section(config, "tokenizer", "tokenizers", t) for t in TOKENIZERS}
+
+
+rule train_detector:
+    input:
+        clips="results/clips/{dataset}",
+    output:
+        detector=directory("results/detector/{dataset}"),
+        metrics="results/metrics/train_detector/{dataset}.json",
+    params:
+        files=PARAMS,
+        detector=section("detector"),
+        clips=section("clips"),
+        run=section("run"),
+    log:
+        "logs/train_detector/{dataset}.log",
+    threads: HALF
+    resources:
+        mem_mb=3000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/train_detector.py --params {params.files} --dataset {wildcards.dataset} --clips {input.clips} "
+        "--out {output.detector} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
+
+
+rule evaluate_tokenizer:
+    input:
+        tokenizer="results/tokenizer/{tok}",
+        clips=lambda wc: f"results/clips/{TOKENIZER_CFG[wc.tok]['val_dataset']}",
+        detector=lambda wc: f"results/detector/{TOKENIZER_CFG[wc.tok]['val_dataset']}",
+    output:
+        "results/eval/tokenizer/{tok}.json",
+    params:
+        files=PARAMS,
+        evaluation=section("evaluation"),
+        clips=section("clips"),
+        cache=FVD_CACHE,
+        tokenizer=tokenizer_cfg,
+        run=section("run"),
+    log:
+        "logs/evaluate_tokenizer/{tok}.log",
+    threads: HALF
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/evaluate_tokenizer.py --params {params.files} --variant {wildcards.tok} --tokenizer {input.tokenizer} "
+        "--clips-dir results/clips --detector-dir results/detector --cache-dir {params.cache} --out {output} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule evaluate_generator:
+    input:
+        samples="results/samples/{gen}",
+        generator="results/generator/{gen}",
+        clips=lambda wc: f"results/clips/{GENERATOR_CFG[wc.gen]['dataset']}",
+        detector=lambda wc: f"results/detector/{GENERATOR_CFG[wc.gen]['dataset']}",
+    output:
+        "results/eval/generator/{gen}.json",
+    params:
+        files=PARAMS,
+        evaluation=section("evaluation"),
+        clips=section("clips"),
+        cache=FVD_CACHE,
+        generator=lambda wc: json.dumps(GENERATOR_CFG[wc.gen], sort_keys=True),
+        run=section("run"),
+    log:
+        "logs/evaluate_generator/{gen}.log",
+    threads: HALF
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/evaluate_generator.py --params {params.files} --variant {wildcards.gen} --samples {input.samples} "
+        "--generator {input.generator} --clips-dir results/clips --detector-dir results/detector --cache-dir {params.cache} "
+        "--out {output} --threads {threads} > {log} 2>&1"
+
+
+rule make_table1:
+    input:
+        tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=TOKENIZERS),
+        generators=expand("results/eval/generator/{gen}.json", gen=GENERATORS),
+    output:
+        md="reports/table1.md",
+        csv="reports/table1.csv",
+    params:
+        files=PARAMS,
+        tokenizers=section("tokenizers"),
+        generators=section("generators"),
+    log:
+        "logs/make_table1/table1.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/make_table1.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
+        "--generator-evals results/eval/generator --md {output.md} --csv {output.csv} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,40 @@
+"""Stage evaluate_generator: class-conditional gFVD or frame-prediction FVD of one generator variant's samples.
+
+class: the generated videos vs the Random(clips.gfvd_seed) train-split chunks they were conditioned on;
+fp: the same with test-split chunks, both resized to evaluation.fp_resolution, all frames (larp-facts.md §6).
+Real statistics are cached in --cache-dir.
+Inputs:  --samples DIR (sample_videos output), --generator DIR (its parameter count), clip stores under
+         --clips-dir, detectors under --detector-dir.
+Outputs: --out FILE (JSON; the distance is named by its detector, e.g. "gfvd[clf-synthetic]_1024_16f").
+Tiny run: python workflow/scripts/evaluate_generator.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --variant class-larp --samples results/samples/class-larp --generator results/generator/class-larp \
+    --clips-dir results/clips --detector-dir results/detector --cache-dir work/fvd_cache \
+    --out results/eval/generator/class-larp.json
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.metrics.stage import run_evaluate_generator
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True, help="a key of `generators` in params")
+    p.add_argument("--samples", required=True, help="sample_videos output folder")
+    p.add_argument("--generator", required=True, help="train_generator output folder")
+    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
+    p.add_argument("--detector-dir", required=True, help="folder holding results/detector/<dataset>")
+    p.add_argument("--cache-dir", required=True, help="real-statistics cache (outside declared outputs)")
+    p.add_argument("--out", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_evaluate_generator(
+        params, a.variant, samples_dir=a.samples, generator_dir=a.generator, clips_dir=a.clips_dir,
+        detector_dir=a.detector_dir, cache_dir=a.cache_dir, out_path=a.out))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

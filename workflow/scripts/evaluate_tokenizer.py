@@ -1,0 +1,36 @@
+"""Stage evaluate_tokenizer: rFVD, PSNR, SSIM and LPIPS of one tokenizer variant (larp-facts.md §6).
+
+rFVD: one seeded window per video of evaluation.rfvd_split of the variant's val_dataset; reals = those clips,
+fakes = their deterministic-SVQ reconstructions, clamped. Real statistics are cached in --cache-dir.
+Inputs:  --tokenizer DIR (a train_tokenizer output), clip stores under --clips-dir, detectors under --detector-dir.
+Outputs: --out FILE (JSON; the distance is named by its detector, e.g. "rfvd[clf-synthetic]_720_16f").
+Tiny run: python workflow/scripts/evaluate_tokenizer.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --variant larp --tokenizer results/tokenizer/larp --clips-dir results/clips --detector-dir results/detector \
+    --cache-dir work/fvd_cache --out results/eval/tokenizer/larp.json
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.metrics.stage import run_evaluate_tokenizer
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--variant", required=True, help="a key of `tokenizers` in params")
+    p.add_argument("--tokenizer", required=True, help="train_tokenizer output folder")
+    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
+    p.add_argument("--detector-dir", required=True, help="folder holding results/detector/<dataset>")
+    p.add_argument("--cache-dir", required=True, help="real-statistics cache (outside declared outputs)")
+    p.add_argument("--out", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_evaluate_tokenizer(
+        params, a.variant, tokenizer_dir=a.tokenizer, clips_dir=a.clips_dir, detector_dir=a.detector_dir,
+        cache_dir=a.cache_dir, out_path=a.out))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

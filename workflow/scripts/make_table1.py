@@ -1,0 +1,32 @@
+"""Stage make_table1: the paper's Table 1 with this run's measured rows beside the paper's (quoted) rows.
+
+Inputs:  --tokenizer-evals DIR (<variant>.json of evaluate_tokenizer for every `tokenizers` variant),
+         --generator-evals DIR (<variant>.json of evaluate_generator for every `generators` variant).
+Outputs: --md FILE (Markdown table + protocol and detector notes), --csv FILE (the same table).
+Tiny run: python workflow/scripts/make_table1.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --tokenizer-evals results/eval/tokenizer --generator-evals results/eval/generator \
+    --md reports/table1.md --csv reports/table1.csv
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.analysis.table1 import run_make_table1
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--tokenizer-evals", required=True, help="folder of evaluate_tokenizer outputs")
+    p.add_argument("--generator-evals", required=True, help="folder of evaluate_generator outputs")
+    p.add_argument("--md", required=True)
+    p.add_argument("--csv", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_make_table1(
+        params, tokenizer_evals=a.tokenizer_evals, generator_evals=a.generator_evals, md_path=a.md, csv_path=a.csv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
