@@ -101,3 +101,15 @@ def log_line(stage: str, step: int, total: int, metrics: Mapping[str, float], ke
     """One plain progress line for logs (Snakemake/DVC write stderr to files, where a progress bar is noise)."""
     shown = " ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
     print(f"[{stage}] step {step}/{total} {shown}", flush=True)
+
+
+def all_mean(values: Mapping[str, float], dist: Any, device: str) -> dict[str, float]:
+    """Average logged scalars over the ranks (every rank logs at the same steps), so rank 0 reports the global mean."""
+    if dist.world == 1 or not values:
+        return dict(values)
+    import torch.distributed as tdist
+
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    return {k: float(v) / dist.world for k, v in zip(keys, t.tolist())}

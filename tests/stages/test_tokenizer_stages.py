@@ -165,6 +165,7 @@ def test_torchrun_two_processes_match_single_process(params_file, clips_dir, tmp
     """DDP over 2 gloo processes trains to the weights one process reaches on the same global batches."""
     det = tmp_path / "det.yaml"
     det.write_text(yaml.safe_dump({"tokenizer": {"deterministic_quantization": True, "ss_rounds": 1, "steps": 3,
+                                                 "lr": 1.0e-4,
                                                  "checkpoint_every": 3, "prior": {"dropout": 0.0},
                                                  "loss": {"gan_weight": 0.0}}}))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}", OMP_NUM_THREADS="1")
@@ -184,3 +185,6 @@ def test_torchrun_two_processes_match_single_process(params_file, clips_dir, tmp
     w2, _ = load_weights(outs[2] / "tok/model.safetensors")
     worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
     assert worst < 1e-4, f"2-process weights differ from 1-process by {worst}"
+    m1, m2 = (yaml.safe_load((outs[p] / "m.json").read_text()) for p in (1, 2))
+    assert m1["train_total"] == pytest.approx(m2["train_total"], rel=1e-4)
+    assert m1["train_l1"] == pytest.approx(m2["train_l1"], rel=1e-4)

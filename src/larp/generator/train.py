@@ -29,7 +29,7 @@ from torch import nn
 
 from ..io import read_json
 from ..runtime import Dist, progress
-from ..training import Checkpointer, Throughput, check_finite, log_line, lr_multiplier
+from ..training import Checkpointer, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .model import ARGenerator, GeneratorConfig
 from .presets import get_preset, param_groups
 
@@ -133,18 +133,6 @@ def _token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == tokens).float().mean()
 
 
-def _all_mean(values: dict[str, float], dist: Dist, device: str) -> dict[str, float]:
-    """Average logged scalars over the ranks (every rank logs at the same steps), so rank 0 reports the global mean."""
-    if dist.world == 1 or not values:
-        return values
-    import torch.distributed as tdist
-
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    tdist.all_reduce(t)
-    return {k: float(v) / dist.world for k, v in zip(keys, t.tolist())}
-
-
 def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: str | Path, seed: int, device: str,
                     dist: Dist = Dist(), log: Callable[[int, dict[str, float]], None] | None = None,
                     stop_after: int | None = None) -> TrainResult:
@@ -208,7 +196,7 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
         bar.update(1)
         done = step + 1
         if done % section["log_every"] == 0 or done == steps:
-            last = _all_mean({k: v / count for k, v in sums.items()}, dist, device)
+            last = all_mean({k: v / count for k, v in sums.items()}, dist, device)
             sums, count = dict.fromkeys(sums, 0.0), 0
             logged = last | {"lr": section["lr"] * mult, "tokens_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['loss']:.4f}", acc=f"{logged['acc']:.3f}")

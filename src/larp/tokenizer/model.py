@@ -146,6 +146,8 @@ class TokenizerConfig:
     commit_weight: float = 0.25        # paper A.1
     codebook_weight: float = 1.0       # paper A.1
     decoder_latent_pe: str = "fixed"   # "fixed" (paper A.1) | "learned" (reproduces the paper's counts)
+    zero_init_output: bool = True      # official: output layer zeroed (black video at init, facts §1); False keeps
+                                       # its xavier init, so the latents get gradient from the first step
     prior: PriorConfig | None = field(default_factory=PriorConfig)
 
     def __post_init__(self) -> None:
@@ -256,8 +258,9 @@ class LARPTokenizer(nn.Module):
             nn.init.normal_(self.query_type, std=0.02)
             if isinstance(self.latent_pe, nn.Parameter):
                 nn.init.normal_(self.latent_pe, std=0.02)
-        nn.init.zeros_(self.out_proj.weight)  # zero output layer: black video at init
-        nn.init.zeros_(self.out_proj.bias)
+        if self.cfg.zero_init_output:
+            nn.init.zeros_(self.out_proj.weight)  # zero output layer: black video at init
+            nn.init.zeros_(self.out_proj.bias)
 
     def _check_video(self, video: Tensor) -> None:
         c = self.cfg

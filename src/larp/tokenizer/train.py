@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data.clips import ClipStore, to_float_video
 from ..runtime import Dist, progress
-from ..training import Checkpointer, Throughput, check_finite, log_line, lr_multiplier
+from ..training import Checkpointer, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
 from .model import LARPTokenizer, PriorConfig, TokenizerConfig
 from .presets import TOKENIZER_PRESETS, count_parameters
@@ -260,7 +260,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         done = step + 1
         if done % section["log_every"] == 0 or done == steps:
             usage, ppl = codebook_usage(out.quant.indices, cfg.codebook_size)
-            logged = window.mean() | {"lr": section["lr"] * mult, "ss_rate": ss, "codebook_usage": float(usage),
+            logged = all_mean(window.mean(), dist, device) | {"lr": section["lr"] * mult, "ss_rate": ss, "codebook_usage": float(usage),
                                       "perplexity": float(ppl), "clips_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['total']:.4f}", psnr=f"{logged['psnr']:.2f}",
                             clips_s=f"{logged['clips_per_s']:.1f}")
@@ -275,7 +275,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             save(done)
             break
     bar.close()
-    final = window.last or {}
+    final = all_mean(window.last or {}, dist, device)
     return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=step + 1)
 
 
