@@ -121,3 +121,25 @@ def test_codebook_usage_fraction_and_perplexity() -> None:
     assert frac == 1.0 and ppl == pytest.approx(16.0)
     with pytest.raises(ValueError, match="expected indices < 8"):
         codebook_usage(torch.tensor([9]), 8)
+
+
+def test_kmeans_init_spreads_codes_over_a_narrow_cone():
+    """Encoder outputs inside a narrow cone hit a handful of random codes; data-initialised codes cover the cone."""
+    from larp.tokenizer.quantizer import SVQ, spherical_kmeans
+
+    torch.manual_seed(0)
+    svq = SVQ(in_dim=16, codebook_size=64, codebook_dim=8)
+    common = torch.randn(16) * 10
+    h = common + torch.randn(512, 16)  # (N, 16): a shared component dominates, as at initialisation
+    before = svq(h.unsqueeze(0), deterministic=True).indices.unique().numel()
+    svq.init_from_data(h.unsqueeze(0), torch.Generator().manual_seed(0))
+    after = svq(h.unsqueeze(0), deterministic=True).indices.unique().numel()
+    assert before <= 8 and after >= 48, (before, after)
+    assert torch.allclose(svq.codebook.weight.norm(dim=-1), torch.ones(64), atol=1e-5)
+    z = torch.nn.functional.normalize(torch.randn(300, 4), dim=-1)
+    c = spherical_kmeans(z, 5, iters=20, generator=torch.Generator().manual_seed(1))
+    assign = (z @ c.t()).argmax(-1)
+    for j in range(5):  # each centroid is the normalised mean of its cluster (a Lloyd fixed point)
+        members = z[assign == j]
+        if len(members):
+            assert torch.allclose(c[j], torch.nn.functional.normalize(members.sum(0), dim=0), atol=1e-4)

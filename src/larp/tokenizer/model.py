@@ -268,15 +268,24 @@ class LARPTokenizer(nn.Module):
         if video.ndim != 5 or tuple(video.shape[1:]) != expected:
             raise ValueError(f"expected video (B, {', '.join(map(str, expected))}) but found {tuple(video.shape)}")
 
-    def encode(self, video: Tensor, deterministic: bool = False) -> QuantizerOutput:
-        """video (B, 3, T, H, W) in [0, 1] -> QuantizerOutput with n tokens (paper Eq. 4)."""
+    def _encoder_latents(self, video: Tensor) -> Tensor:
+        """video (B, 3, T, H, W) -> the n encoder outputs that get quantised, (B, n, D) (paper Eq. 4)."""
         self._check_video(video)
         x = self.patch_embed(video) + self.patch_pe  # (B, m, D)
         if self.holistic:
             x = torch.cat([x, self.queries.expand(x.shape[0], -1, -1)], dim=1)  # (B, m + n, D)
         for block in self.encoder:
             x = block(x)
-        return self.quantizer(x[:, -self.cfg.num_latents :], deterministic)  # (B, n, D) -> SVQ
+        return x[:, -self.cfg.num_latents :]
+
+    def encode(self, video: Tensor, deterministic: bool = False) -> QuantizerOutput:
+        """video (B, 3, T, H, W) in [0, 1] -> QuantizerOutput with n tokens (paper Eq. 4)."""
+        return self.quantizer(self._encoder_latents(video), deterministic)  # (B, n, D) -> SVQ
+
+    @torch.no_grad()
+    def init_codebook_from_data(self, video: Tensor, generator: torch.Generator | None = None) -> None:
+        """Initialise the SVQ codebook from this encoder's outputs on ``video`` (see SVQ.init_from_data)."""
+        self.quantizer.init_from_data(self._encoder_latents(video), generator)
 
     def decode(self, z_q: Tensor) -> Tensor:
         """z_q (B, n, d') unit vectors -> reconstruction (B, 3, T, H, W), un-clamped (paper Eq. 5)."""

@@ -61,6 +61,18 @@ class SVQ(nn.Module):
         self.codebook = nn.Embedding(codebook_size, codebook_dim)
         nn.init.kaiming_uniform_(self.codebook.weight)  # bottleneck.py: kaiming-uniform, bound sqrt(6/d')
 
+    @torch.no_grad()
+    def init_from_data(self, h: Tensor, generator: torch.Generator | None = None) -> None:
+        """Set the codebook to spherical k-means centroids of z = l2norm(in_linear(h)), h (..., d).
+
+        Not in the paper or the official code (which keeps the kaiming-uniform init, facts §2). At small scale the
+        encoder's outputs start inside a narrow cone (a shared component dominates the residual stream), so nearly all
+        of them fall on a handful of random codes, the tokens carry no information and the decoder learns the mean
+        video; data-dependent initialisation (as vector-quantize-pytorch's `kmeans_init`) spreads the codes over
+        that cone so tokens are informative from the first step."""
+        z = F.normalize(self.in_linear(h.float()), dim=-1).reshape(-1, self.codebook.weight.shape[1])  # (N, d')
+        self.codebook.weight.copy_(spherical_kmeans(z, self.codebook.weight.shape[0], generator=generator))
+
     def unit_codebook(self) -> Tensor:
         """(K, d') codebook, l2-normalised, fp32."""
         return F.normalize(self.codebook.weight.float(), dim=-1)
@@ -90,6 +102,22 @@ class SVQ(nn.Module):
             z_q = z + (q - z).detach()
         loss = self.commit_weight * commit + self.codebook_weight * codebook
         return QuantizerOutput(indices, z_q, loss, commit, codebook)
+
+
+@torch.no_grad()
+def spherical_kmeans(z: Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> Tensor:
+    """k unit centroids of the unit vectors ``z`` (N, d) by cosine k-means (Lloyd steps on the sphere).
+
+    Starts from k distinct random points (with replacement when N < k); an empty cluster keeps its centroid."""
+    n = z.shape[0]
+    pick = torch.randperm(n, generator=generator)[:k] if n >= k else torch.randint(0, n, (k,), generator=generator)
+    centroids = z[pick].clone()  # (k, d)
+    for _ in range(iters):
+        assign = (z @ centroids.t()).argmax(-1)  # (N,)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, z)  # (k, d)
+        counts = torch.bincount(assign, minlength=k).unsqueeze(-1)  # (k, 1)
+        centroids = torch.where(counts > 0, F.normalize(sums, dim=-1), centroids)
+    return centroids
 
 
 def codebook_usage(indices: Tensor, codebook_size: int) -> tuple[float, float]:

@@ -153,6 +153,11 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
                                                  patch_s=cfg.patch_s, **section["discriminator"])).to(device)
         lecam = LeCam().to(device)
     perceptual = PerceptualLoss().to(device) if loss_w["lpips_weight"] > 0 else None
+    if section["codebook_init"] == "kmeans":
+        # identical on every rank (same clips, own generator; the global RNG is untouched) and overwritten by a
+        # checkpoint on resume; see SVQ.init_from_data for why
+        clips0 = WindowBatches(train_stores, section["codebook_init_clips"], cfg.frames, seed + 7919, flip=False)[0]
+        model.init_codebook_from_data(to_float_video(clips0).to(device), torch.Generator().manual_seed(seed))
     torch.manual_seed(seed + 1 + dist.rank)  # per-rank stream for SVQ draws, dropout, SS masks, label noise
 
     rest, prior_params = _param_groups(model)
