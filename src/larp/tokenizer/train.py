@@ -265,8 +265,9 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         done = step + 1
         if done % section["log_every"] == 0 or done == steps:
             usage, ppl = codebook_usage(out.quant.indices, cfg.codebook_size)
-            logged = all_mean(window.mean(), dist, device) | {"lr": section["lr"] * mult, "ss_rate": ss, "codebook_usage": float(usage),
-                                      "perplexity": float(ppl), "clips_per_s": meter.rate()}
+            logged = all_mean(window.mean(), dist, device) | {
+                "lr": section["lr"] * mult, "ss_rate": ss, "codebook_usage": float(usage), "perplexity": float(ppl),
+                "clips_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['total']:.4f}", psnr=f"{logged['psnr']:.2f}",
                             clips_s=f"{logged['clips_per_s']:.1f}")
             if log is not None and dist.is_main:
