@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -158,19 +157,6 @@ def test_config_round_trip() -> None:
         assert back == cfg
     with pytest.raises(ValueError, match="unknown TokenizerConfig keys"):
         TokenizerConfig.from_dict({"widht": 3})
-
-
-def test_tiny_preset_is_fast() -> None:
-    model = tiny()
-
-    def train_step() -> None:
-        out = model(video())
-        (out.recon.mean() + out.quant.loss + model.prior_loss(out.quant, 0.5).loss).backward()
-
-    train_step()  # first call pays one-off kernel initialisation
-    start = time.process_time()  # CPU time of this process: robust to other jobs on the shared machine
-    train_step()
-    assert time.process_time() - start < 1.0
 
 
 @pytest.mark.parametrize("kind", ["holistic", "patchwise"])
