@@ -128,3 +128,11 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str
     if "larp" not in header:
         raise ValueError(f"{path} has no 'larp' metadata: it was not written by this pipeline (save_weights)")
     return load_file(str(path), device=device), json.loads(header["larp"])
+
+
+def file_digest(path: str | os.PathLike, hasher: Any) -> str:
+    """Feed a file to a hashlib object in 1 MiB chunks and return its hex digest (files may be GBs)."""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()

@@ -67,6 +67,22 @@ class Checkpointer:
         with atomic_file(self.path) as tmp:
             torch.save(payload, tmp)
 
+    def save_objects(self, step: int, objects: Mapping[str, Any], is_main: bool = True) -> None:
+        """Checkpoint the ``state_dict()`` of each named object (model, optimisers, ...); rank 0 only writes."""
+        if is_main:
+            self.save(step, {name: obj.state_dict() for name, obj in objects.items()})
+
+    def resume(self, objects: Mapping[str, Any], stage: str, is_main: bool = True) -> int:
+        """Load every named object's state from the checkpoint (and the RNG); the step to continue from, or 0."""
+        state = self.load()
+        if state is None:
+            return 0
+        for name, obj in objects.items():
+            obj.load_state_dict(state[name])
+        if is_main:
+            print(f"[{stage}] resuming from {self.path} at step {state['step']}", flush=True)
+        return int(state["step"])
+
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when absent or written for another configuration (then training starts over)."""
         if not self.path.is_file():
@@ -113,3 +129,22 @@ def all_mean(values: Mapping[str, float], dist: Any, device: str) -> dict[str, f
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     tdist.all_reduce(t)
     return {k: float(v) / dist.world for k, v in zip(keys, t.tolist())}
+
+
+class RunningMeans:
+    """Means of logged scalars since the last :meth:`mean`; :attr:`last` keeps the most recent result."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+
+    def add(self, values: Mapping[str, float]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def mean(self) -> dict[str, float]:
+        self.last = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums, self.counts = {}, {}
+        return self.last

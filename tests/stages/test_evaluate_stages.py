@@ -183,7 +183,7 @@ def test_rfvd_scores_one_window_per_video_of_the_configured_split(ws, recorder, 
 def test_identity_tokenizer_gives_zero_rfvd_and_real_stats_are_cached(ws, monkeypatch, tmp_path):
     cache = tmp_path / "cache"
     with monkeypatch.context() as mp:
-        mp.setattr(stage, "reconstruct", lambda model, video: video)
+        mp.setattr(LARPTokenizer, "reconstruct", lambda model, video: (video, None))
         same = _eval_tokenizer(ws, "larp", cache)
     name = same["metric"]
     assert name == "rfvd[clf-synthetic]_6_8f"

@@ -45,15 +45,16 @@ def clips_dir(tiny_clips):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, params_file, clips_dir):
     """Both tiny tokenizer variants trained through the stage script (shared by the tests below)."""
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'm.db'}")
     out = tmp_path_factory.mktemp("tok")
     train = _script("train_tokenizer")
-    for variant in ("larp", "patchwise"):
-        rc = train.main(["--params", *params_file, "--variant", variant, "--clips-dir", str(clips_dir),
-                         "--work", str(out / "work" / variant), "--out", str(out / "tokenizer" / variant),
-                         "--metrics", str(out / "metrics" / f"{variant}.json"),
-                         "--report", str(out / "reports" / variant), "--threads", "1"])
-        assert rc == 0
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped: restore the environment afterwards
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'm.db'}")
+        for variant in ("larp", "patchwise"):
+            rc = train.main(["--params", *params_file, "--variant", variant, "--clips-dir", str(clips_dir),
+                             "--work", str(out / "work" / variant), "--out", str(out / "tokenizer" / variant),
+                             "--metrics", str(out / "metrics" / f"{variant}.json"),
+                             "--report", str(out / "reports" / variant), "--threads", "1"])
+            assert rc == 0
     return out
 
 
@@ -78,7 +79,7 @@ def test_train_outputs_are_complete_and_self_describing(trained):
     assert not list(trained.rglob("*.tmp-*"))
 
 
-def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path):
+def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path, tracking_store):
     rc = _script("encode_tokens").main(["--params", *params_file, "--tokenizer", str(trained / "tokenizer/larp"),
                                         "--clips-dir", str(clips_dir), "--out", str(tmp_path / "tokens"),
                                         "--metrics", str(tmp_path / "m.json"), "--threads", "1"])
@@ -148,7 +149,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(params_file, clips_dir, tmp_pa
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 
-def test_lpips_requested_but_unavailable_is_a_clear_error(params_file, clips_dir, tmp_path, capsys):
+def test_lpips_requested_but_unavailable_is_a_clear_error(params_file, clips_dir, tmp_path, capsys, tracking_store):
     extra = tmp_path / "lpips.yaml"
     extra.write_text("tokenizer:\n  loss:\n    lpips_weight: 1.0\n")
     rc = _script("train_tokenizer").main([

@@ -200,7 +200,7 @@ def bad_dataset(tmp_path_factory, tiny_synthetic: Path) -> dict:
         "v_short.avi": frames[:5],
         "v_tiny.avi": frames[:, :2, :2],
         "v_wide.avi": np.tile(frames[:, :8], (1, 1, 2, 1)),  # 8 x 64: 8:1
-        "v_absent.avi": b"placeholder",
+        "v_absent.avi": b"",  # listed in the split file, then deleted below: the "missing file" case
     }
     root = tmp_path_factory.mktemp("bad") / "ucf"
     ds = _layout(root, videos)

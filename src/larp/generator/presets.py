@@ -10,8 +10,9 @@ Parameter counts with vocab 8192, 1024 tokens, 101 classes (counted on the meta 
             343,038,976 (343.04M). The label was inherited; with LARP's 8192 codebook the model is 326.26M
             (larp-facts.md Sec. 8.5).
 - "gen-B"   d 768, 12 layers, 12 heads, FFN 2048: 98,401,536 (98.4M; the code comment's "111M" is again LlamaGen's).
-- "embedded" small CPU preset for the pipeline's default run (d 256, 6 layers, 8 heads); vocab_size and
-            num_tokens are placeholders that the caller replaces with the tokenizer's at run time.
+- "embedded" small CPU preset (d 256, 6 layers, 8 heads) with vocab 1024 / 128 tokens, the sequence
+            bench_generator.py times; the pipeline always sets vocab_size, num_tokens and num_classes from the token
+            files (train.build_config) and params.yaml narrows width/depth for the embedded run.
 - "tiny"    d 32, 2 layers, 2 heads, for tests.
 """
 

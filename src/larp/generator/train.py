@@ -29,7 +29,7 @@ from torch import nn
 
 from ..io import read_json
 from ..runtime import Dist, progress
-from ..training import Checkpointer, Throughput, all_mean, check_finite, log_line, lr_multiplier
+from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .model import ARGenerator, GeneratorConfig
 from .presets import get_preset, param_groups
 
@@ -157,22 +157,15 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
 
     ckpt = Checkpointer(work_dir, {"generator": training_section(section), "data": _data_identity(data),
                                    "seed": seed, "world": world})
-    start = 0
-    state = ckpt.load()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["step"])
-        if dist.is_main:
-            print(f"[train_generator] resuming from {ckpt.path} at step {start}", flush=True)
+    objects = {"model": model, "opt": opt}
+    start = ckpt.resume(objects, "train_generator", dist.is_main)
 
     def save(step: int) -> None:
-        if dist.is_main:
-            ckpt.save(step, {"model": model.state_dict(), "opt": opt.state_dict()})
+        ckpt.save_objects(step, objects, dist.is_main)
 
     batches = TokenBatches(data, batch, world, seed, dist.rank)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    meter, sums, count, last = Throughput(), {"loss": 0.0, "acc": 0.0}, 0, {}
+    meter, window = Throughput(), RunningMeans()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_generator", disable=None if dist.is_main else True)
     done = start
@@ -190,15 +183,11 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
         opt.step()
 
         meter.add(tokens.numel() * world)
-        sums["loss"] += loss.item()
-        sums["acc"] += _token_accuracy(logits.detach(), tokens).item()
-        count += 1
+        window.add({"loss": loss.item(), "acc": _token_accuracy(logits.detach(), tokens).item()})
         bar.update(1)
         done = step + 1
         if done % section["log_every"] == 0 or done == steps:
-            last = all_mean({k: v / count for k, v in sums.items()}, dist, device)
-            sums, count = dict.fromkeys(sums, 0.0), 0
-            logged = last | {"lr": section["lr"] * mult, "tokens_per_s": meter.rate()}
+            logged = all_mean(window.mean(), dist, device) | {"lr": section["lr"] * mult, "tokens_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['loss']:.4f}", acc=f"{logged['acc']:.3f}")
             if log is not None and dist.is_main:
                 log(done, logged)
@@ -210,7 +199,7 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
             save(done)
             break
     bar.close()
-    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in last.items()}, steps=done)
+    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in all_mean(window.last, dist, device).items()}, steps=done)
 
 
 def _data_identity(data: TokenData) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from einops import reduce
 from torch import Tensor, nn
 
-from larp.io import atomic_file
+from larp.io import atomic_file, file_digest
 from larp.metrics.recon import resize_videos
 
 
@@ -72,11 +72,7 @@ class I3DChecksumError(ValueError):
 def git_blob_sha1(path: str | os.PathLike) -> str:
     """Git blob SHA-1 of a file, the digest `git hash-object path` prints: sha1(b"blob <size>\\0" + bytes)."""
     path = Path(path)
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, hashlib.sha1(f"blob {path.stat().st_size}\0".encode()))
 
 
 def verify_i3d(path: str | os.PathLike) -> None:

@@ -30,7 +30,7 @@ import torch
 from ..cli import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, random_window, rfvd_windows, sample_chunks, to_float_video
-from ..io import atomic_dir, load_weights, read_json, save_weights, write_json
+from ..io import atomic_dir, file_digest, load_weights, read_json, save_weights, write_json
 from ..runtime import git_commit, resolve_device, set_seed
 from ..tracking import tracker_for
 from .detectors import (
@@ -67,11 +67,7 @@ def detector_tag(dataset: str) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, hashlib.sha256())
 
 
 def _clip_batches(store: ClipStore, windows: Sequence[tuple[int, int]], frames: int, batch: int, device: str,
@@ -224,11 +220,6 @@ def _detector_record(info: Mapping[str, Any]) -> dict[str, Any]:
 # evaluate_tokenizer
 
 @torch.no_grad()
-def reconstruct(model: Any, video: torch.Tensor) -> torch.Tensor:
-    """Reconstruction with deterministic (argmax) SVQ, clamped to [0, 1] (official `eval_larp_tokenizer.py --det`)."""
-    return model.decode(model.encode(video, deterministic=True).z_q).float().clamp(0, 1)
-
-
 def _lpips(device: str) -> tuple[Any, str]:
     """(PerceptualLoss on ``device`` or None, status shown when it is unavailable)."""
     from ..tokenizer.losses import LPIPSUnavailable, PerceptualLoss
@@ -278,7 +269,7 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
         lpips_net, lpips_status = _lpips(device)
         psnrs, ssims, lpips_sum, frames_seen = [], [], 0.0, 0
         for video in _clip_batches(store, windows, cfg.frames, batch, device):
-            recon = reconstruct(model, video)  # (B, 3, T, H, W) in [0, 1]
+            recon = model.reconstruct(video)[0]  # (B, 3, T, H, W) in [0, 1], deterministic SVQ
             if new_real is not None:
                 new_real.update(detector.features(video))
             fake.update(detector.features(recon))

@@ -17,6 +17,7 @@ from einops import repeat
 
 from ..data.clips import ClipStore, chunk_pool, to_float_video
 from ..runtime import progress
+from .quantizer import codebook_usage
 
 
 def pad_context(video: torch.Tensor, context: int) -> torch.Tensor:
@@ -57,10 +58,8 @@ def encode_store(model, store: ClipStore, *, batch: int, flip: bool, context: in
 
 
 def token_stats(tokens: np.ndarray, codebook_size: int) -> dict[str, float]:
-    counts = np.bincount(tokens.reshape(-1).astype(np.int64), minlength=codebook_size).astype(np.float64)
-    p = counts / counts.sum()
-    nz = p[p > 0]
-    return {"codebook_usage": float((counts > 0).mean()), "perplexity": float(np.exp(-(nz * np.log(nz)).sum()))}
+    usage, ppl = codebook_usage(torch.from_numpy(tokens.astype(np.int64)), codebook_size)
+    return {"codebook_usage": usage, "perplexity": ppl}
 
 
 __all__: Sequence[str] = ["pad_context", "encode_store", "token_stats"]

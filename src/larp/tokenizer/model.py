@@ -308,6 +308,13 @@ class LARPTokenizer(nn.Module):
             t=t, h=h, w=w, pt=self.cfg.patch_t, p1=self.cfg.patch_s, p2=self.cfg.patch_s, c=3,
         )  # (B, 3, T, H, W): channels last per patch, t-major grid (facts §1 "Unpatchify")
 
+    @torch.no_grad()
+    def reconstruct(self, video: Tensor) -> tuple[Tensor, Tensor]:
+        """(reconstruction clamped to [0, 1], token ids) with deterministic (argmax) SVQ: how a trained tokenizer is
+        scored (official `eval_larp_tokenizer.py --det`, facts §6 rFVD)."""
+        quant = self.encode(video, deterministic=True)
+        return self.decode(quant.z_q).float().clamp(0, 1), quant.indices
+
     def decode_indices(self, indices: Tensor) -> Tensor:
         """(B, n) token ids -> (B, 3, T, H, W): codebook lookup, l2-normalise, decode (`decode_from_bottleneck`)."""
         return self.decode(self.quantizer.lookup(indices))

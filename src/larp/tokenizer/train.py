@@ -27,7 +27,8 @@ from torch import nn
 
 from ..data.clips import ClipStore, to_float_video
 from ..runtime import Dist, progress
-from ..training import Checkpointer, Throughput, all_mean, check_finite, log_line, lr_multiplier
+from ..metrics.recon import psnr_per_clip, ssim_per_frame
+from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
 from .model import LARPTokenizer, PriorConfig, TokenizerConfig
 from .presets import TOKENIZER_PRESETS, count_parameters
@@ -122,12 +123,6 @@ def _param_groups(model: LARPTokenizer) -> tuple[list[nn.Parameter], list[nn.Par
     return rest, prior
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per clip −10·log10(MSE) on [0,1] videos, reconstructions clamped (facts §6 rFVD / trainer PSNR)."""
-    mse = (x.clamp(0, 1) - y).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 
 def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_stores: Sequence[ClipStore], *,
@@ -177,25 +172,13 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             disc_module = nn.parallel.DistributedDataParallel(disc, **ddp_kw)
 
     ckpt = Checkpointer(work_dir, {"tokenizer": dict(section), "clips": dict(clips), "seed": seed, "world": world})
-    start = 0
-    state = ckpt.load()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        if disc is not None:
-            disc.load_state_dict(state["disc"])
-            lecam.load_state_dict(state["lecam"])
-            opt_d.load_state_dict(state["opt_d"])
-        start = int(state["step"])
-        if dist.is_main:
-            print(f"[train_tokenizer] resuming from {ckpt.path} at step {start}", flush=True)
+    objects = {"model": model, "opt": opt}
+    if disc is not None:
+        objects.update(disc=disc, lecam=lecam, opt_d=opt_d)
+    start = ckpt.resume(objects, "train_tokenizer", dist.is_main)
 
     def save(step: int) -> None:
-        if dist.is_main:
-            st = {"model": model.state_dict(), "opt": opt.state_dict()}
-            if disc is not None:
-                st.update(disc=disc.state_dict(), lecam=lecam.state_dict(), opt_d=opt_d.state_dict())
-            ckpt.save(step, st)
+        ckpt.save_objects(step, objects, dist.is_main)
 
     data = WindowBatches(train_stores, section["batch_size"], cfg.frames, seed, dist.rank, world, bool(section["flip"]))
     # the loader gets its own generator: creating its iterator would otherwise draw from the global RNG and shift
@@ -204,7 +187,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
                                          num_workers=section["num_workers"], persistent_workers=False,
                                          generator=torch.Generator().manual_seed(seed))
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    meter, window = Throughput(), _Window()
+    meter, window = Throughput(), RunningMeans()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_tokenizer", disable=None if dist.is_main else True)
     step = start
@@ -257,7 +240,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
 
         meter.add(video.shape[0] * world)
         stats = {k: v.item() for k, v in losses.items()}
-        stats["psnr"] = psnr(recon.detach(), video).mean().item()
+        stats["psnr"] = psnr_per_clip(recon.detach(), video).mean().item()
         if prior is not None:
             stats["prior_acc"] = float(prior.acc_top1)
         window.add(stats)
@@ -281,27 +264,8 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             save(done)
             break
     bar.close()
-    final = all_mean(window.last or {}, dist, device)
+    final = all_mean(window.last, dist, device)
     return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=step + 1)
-
-
-class _Window:
-    """Running means of logged scalars since the last :meth:`mean`."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.last: dict[str, float] | None = None
-
-    def add(self, d: Mapping[str, float]) -> None:
-        for k, v in d.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
-            self.counts[k] = self.counts.get(k, 0) + 1
-
-    def mean(self) -> dict[str, float]:
-        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        self.sums, self.counts, self.last = {}, {}, out
-        return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -311,19 +275,16 @@ class _Window:
 def evaluate_reconstruction(model: LARPTokenizer, store: ClipStore, windows: Sequence[tuple[int, int]], *,
                             device: str, batch: int = 16) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """PSNR / SSIM / codebook usage with deterministic SVQ on ``windows``; returns the first batch for figures."""
-    from ..metrics.recon import ssim_per_frame
-
     model.eval()
     frames = model.cfg.frames
     psnrs, ssims, idx = [], [], []
     first = None
     for i in range(0, len(windows), batch):
         video = to_float_video(store.read_many(windows[i:i + batch], frames)).to(device)
-        quant = model.encode(video, deterministic=True)
-        recon = model.decode(quant.z_q).float().clamp(0, 1)
-        psnrs.append(psnr(recon, video).cpu())
+        recon, indices = model.reconstruct(video)
+        psnrs.append(psnr_per_clip(recon, video).cpu())
         ssims.append(ssim_per_frame(recon, video).cpu())
-        idx.append(quant.indices.cpu())
+        idx.append(indices.cpu())
         if first is None:
             first = (video.cpu(), recon.cpu())
     usage, ppl = codebook_usage(torch.cat(idx), model.cfg.codebook_size)
