@@ -68,6 +68,19 @@ def test_output_is_black_at_init() -> None:
         assert torch.equal(recon, torch.zeros_like(recon))
 
 
+def test_latent_proj_gain_scales_only_the_bottleneck_out_projection() -> None:
+    """gain 1 is the official xavier init (bound sqrt(6 / (d' + D))); any gain multiplies exactly that layer."""
+    base, scaled = tiny(), tiny(latent_proj_gain=20.0)
+    d_in, d_out = base.cfg.codebook_dim, base.cfg.width
+    assert base.latent_proj.weight.abs().max() <= (6 / (d_in + d_out)) ** 0.5
+    torch.testing.assert_close(scaled.latent_proj.weight, 20.0 * base.latent_proj.weight)
+    others = {k: v for k, v in scaled.state_dict().items() if not k.startswith("latent_proj.weight")}
+    for k, v in others.items():
+        torch.testing.assert_close(v, base.state_dict()[k], msg=k)
+    with pytest.raises(ValueError, match="latent_proj_gain"):
+        get_preset("tiny", latent_proj_gain=0.0)
+
+
 def test_reconstruction_gradient_reaches_encoder_but_not_codebook() -> None:
     model = tiny()
     randomise_output_layer(model)

@@ -148,6 +148,13 @@ class TokenizerConfig:
     decoder_latent_pe: str = "fixed"   # "fixed" (paper A.1) | "learned" (reproduces the paper's counts)
     zero_init_output: bool = True      # official: output layer zeroed (black video at init, facts §1); False keeps
                                        # its xavier init, so the latents get gradient from the first step
+    latent_proj_gain: float = 1.0      # x the xavier init of the bottleneck out-projection (official `out_linear`: 1).
+                                       # Its input is a unit vector, so at init the token content entering the
+                                       # decoder has norm ~sqrt(2 d / (d + d')) ≈ 1.4 against the fixed PE's
+                                       # sqrt(d / 2) (8 at d = 128): the decoder reads positions, not tokens, and
+                                       # Adam at lr 1e-4 needs ~10^4 steps to grow the weights. The paper's 500k steps
+                                       # absorb that; the embedded 2k-step run raises the gain (README "Embedded
+                                       # default" shows the measurements).
     prior: PriorConfig | None = field(default_factory=PriorConfig)
 
     def __post_init__(self) -> None:
@@ -162,6 +169,8 @@ class TokenizerConfig:
             )
         if self.width % self.heads or self.width % 4:
             raise ValueError(f"width must be divisible by heads and by 4 but found {self.width} (heads {self.heads})")
+        if not self.latent_proj_gain > 0:
+            raise ValueError(f"latent_proj_gain must be > 0 but found {self.latent_proj_gain}")
         if self.num_tokens < 1:
             raise ValueError(f"num_tokens must be >= 1 but found {self.num_tokens}")
 
@@ -258,6 +267,8 @@ class LARPTokenizer(nn.Module):
             nn.init.normal_(self.query_type, std=0.02)
             if isinstance(self.latent_pe, nn.Parameter):
                 nn.init.normal_(self.latent_pe, std=0.02)
+        with torch.no_grad():
+            self.latent_proj.weight.mul_(self.cfg.latent_proj_gain)
         if self.cfg.zero_init_output:
             nn.init.zeros_(self.out_proj.weight)  # zero output layer: black video at init
             nn.init.zeros_(self.out_proj.bias)
