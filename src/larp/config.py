@@ -132,6 +132,35 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
             _, problems = _apply_overrides(params[section], overrides or {}, section, f"{variants_key}.{name}")
             out.extend(problems)
     out.extend(_generator_checks(params))
+    out.extend(_sweep_checks(params))
+    return out
+
+
+def _sweep_checks(params: Mapping[str, Any]) -> list[str]:
+    """table2: the reference is a variant, names do not clash, and every run's overrides give valid sections."""
+    from .sweeps import SWEEP, run_overrides, sampling_runs, trained_runs
+
+    sw = params.get(SWEEP)
+    if not isinstance(sw, Mapping) or not all(isinstance(params.get(k), Mapping) for k in ("tokenizer", "generator")):
+        return []
+    out = []
+    variants, sampling = sw.get("variants") or {}, sw.get("sampling_variants") or {}
+    if sw.get("reference") not in variants:
+        out.append(f"{SWEEP}.reference = {sw.get('reference')!r} is not one of {SWEEP}.variants: {sorted(variants)}")
+        return out
+    for name in sorted(set(variants) & set(sampling)):
+        out.append(f"{SWEEP}: {name!r} is both a variant and a sampling variant")
+    for key in VARIANT_SECTIONS:
+        for name in params.get(key) or {}:
+            if str(name).startswith(f"{SWEEP}-"):
+                out.append(f"{key}.{name}: names starting with '{SWEEP}-' are reserved for the {SWEEP} sweep runs")
+    if out:
+        return out
+    for run in trained_runs(params) + sampling_runs(params):
+        for section in ("tokenizer", "generator"):
+            _, problems = _apply_overrides(params[section], run_overrides(params, section, run) or {}, section,
+                                           f"{SWEEP} run {run}")
+            out.extend(problems)
     return out
 
 
@@ -210,10 +239,14 @@ def variant_section(params: Mapping[str, Any], section: str, variants_key: str, 
     Overrides are dotted keys relative to the section, e.g. ``tokenizers: {patchwise: {model.kind: patchwise}}``.
     The result is validated against the section's schema, so an override can't smuggle in a bad value.
     """
+    from .sweeps import run_overrides  # sweep runs (``table2-<variant>-s<seed>``) resolve like declared variants
+
     variants = params.get(variants_key) or {}
-    if name not in variants:
-        raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)}")
-    out, problems = _apply_overrides(params[section], variants[name] or {}, section, f"{variants_key}.{name}")
+    overrides = variants.get(name) if name in variants else run_overrides(params, section, name)
+    if overrides is None:
+        raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)} "
+                          f"(and the table2 sweep runs table2-<variant>-s<seed>)")
+    out, problems = _apply_overrides(params[section], overrides or {}, section, f"{variants_key}.{name}")
     if problems:
         raise ParamsError("\n  - ".join(["invalid variant:"] + problems))
     return out

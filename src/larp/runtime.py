@@ -6,7 +6,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,12 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def stage_seed(params: Mapping[str, Any], section: Mapping[str, Any]) -> int:
+    """A stage's seed: its section's ``seed`` (set per run by the table2 sweep), else the global ``run.seed``."""
+    own = section.get("seed")
+    return int(params["run"]["seed"] if own is None else own)
 
 
 def resolve_device(name: str = "auto") -> str:

@@ -9,6 +9,7 @@ import os
 import shutil
 
 from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.sweeps import generator_source, sampling_runs, trained_runs
 
 # The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile; with
 # --replace-workflow-config (a complete file such as workflow/configs/paper.yaml) only the --configfile ones.
@@ -37,7 +38,12 @@ CORES = workflow._cores or os.cpu_count() or 1
 HALF = max(1, CORES // 2)
 
 DATASETS = sorted(config["datasets"])
-TOKENIZERS = sorted(config["tokenizers"])
+TOKENIZERS = sorted(config["tokenizers"])  # declared variants (Table 1)
+# Table 2 runs table2-<variant>-s<seed> (larp.sweeps): trained ones go through every stage; sampling-only ones
+# re-sample the reference run's generator. They resolve like declared variants, so the same rules build them.
+TABLE2_TRAINED = trained_runs(config)
+TABLE2_SAMPLED = sampling_runs(config)
+ALL_TOKENIZERS = TOKENIZERS + TABLE2_TRAINED
 SYNTHETIC_ROOT = "data/synthetic"
 for _name, _ds in config["datasets"].items():
     if _ds["kind"] == "synthetic" and _ds["root"] != SYNTHETIC_ROOT:
@@ -46,7 +52,7 @@ for _name, _ds in config["datasets"].items():
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    tok="|".join(TOKENIZERS),
+    tok="|".join(ALL_TOKENIZERS),
 
 
 def section(name):

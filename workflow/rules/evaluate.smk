@@ -6,7 +6,7 @@ Real-data feature statistics are cached in work/fvd_cache (outside the declared 
 """
 
 FVD_CACHE = "work/fvd_cache"
-TOKENIZER_CFG = {t: variant_section(config, "tokenizer", "tokenizers", t) for t in TOKENIZERS}
+TOKENIZER_CFG = {t: variant_section(config, "tokenizer", "tokenizers", t) for t in ALL_TOKENIZERS}
 
 
 rule train_detector:
@@ -66,7 +66,7 @@ rule evaluate_tokenizer:
 rule evaluate_generator:
     input:
         samples="results/samples/{gen}",
-        generator="results/generator/{gen}",
+        generator=generator_weights,
         clips=lambda wc: f"results/clips/{GENERATOR_CFG[wc.gen]['dataset']}",
         detector=lambda wc: f"results/detector/{GENERATOR_CFG[wc.gen]['dataset']}",
     output:
@@ -115,3 +115,28 @@ rule make_table1:
     shell:
         "python workflow/scripts/make_table1.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
         "--generator-evals results/eval/generator --md {output.md} --csv {output.csv} --threads {threads} > {log} 2>&1"
+
+
+rule make_table2:
+    input:
+        tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=TABLE2_TRAINED),
+        generators=expand("results/eval/generator/{gen}.json", gen=TABLE2_TRAINED + TABLE2_SAMPLED),
+    output:
+        md="reports/table2.md",
+        csv="reports/table2.csv",
+        runs="reports/table2_runs.csv",
+    params:
+        files=PARAMS,
+        table2=section("table2"),
+    log:
+        "logs/make_table2/table2.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/make_table2.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
+        "--generator-evals results/eval/generator --md {output.md} --csv {output.csv} --runs-csv {output.runs} "
+        "--threads {threads} > {log} 2>&1"

@@ -1,14 +1,15 @@
 """Stages 4-5: AR generator training on the tokens and sampling (class-conditional videos, frame predictions)."""
 
-GENERATORS = sorted(config["generators"])
+GENERATORS = sorted(config["generators"])  # declared variants (Table 1)
+ALL_GENERATORS = GENERATORS + TABLE2_TRAINED + TABLE2_SAMPLED
 # each variant's resolved generator section; train_generator tracks it without `sampling` (what
 # larp.generator.train.training_section passes to training), sample_videos only `sampling`
-GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in GENERATORS}
+GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in ALL_GENERATORS}
 GENERATOR_TRAIN_CFG = {g: {k: v for k, v in c.items() if k != "sampling"} for g, c in GENERATOR_CFG.items()}
 
 
 wildcard_constraints:
-    gen="|".join(GENERATORS),
+    gen="|".join(ALL_GENERATORS),
 
 
 rule train_generator:
@@ -36,9 +37,14 @@ rule train_generator:
         "--threads {threads} > {log} 2>&1"
 
 
+def generator_weights(wildcards):
+    """The trained generator a sampling run uses: its own, or the reference run's for a table2 sampling variant."""
+    return f"results/generator/{generator_source(config, wildcards.gen)}"
+
+
 rule sample_videos:
     input:
-        generator="results/generator/{gen}",
+        generator=generator_weights,
         tokenizer=lambda wc: f"results/tokenizer/{GENERATOR_CFG[wc.gen]['tokenizer']}",
         clips=lambda wc: f"results/clips/{GENERATOR_CFG[wc.gen]['dataset']}",
     output:

@@ -46,7 +46,7 @@ def normalise_cmd(cmd: str) -> tuple[str, ...]:
 
 def snakemake_jobs(*extra: str) -> dict[str, dict]:
     """{dvc-style stage name: {cmd, inputs, outputs}} from `snakemake -n -p -F` (wildcard values joined by '-')."""
-    text = _run(["snakemake", "-n", "-p", "-F", "--cores", "1", *extra])
+    text = _run(["snakemake", "all", "-n", "-p", "-F", "--cores", "1", *extra])
     jobs: dict[str, dict] = {}
     for block in re.split(r"\n(?=rule \w+:)", text):
         m = re.match(r"rule (\w+):", block)
@@ -65,13 +65,20 @@ def snakemake_jobs(*extra: str) -> dict[str, dict]:
     return jobs
 
 
+def _snakemake_name(dvc_name: str) -> str:
+    """DVC's matrix name for a table2 run, ``<stage>_table2[s]@<variant>-<seed>``, as Snakemake's job name
+    ``<stage>@table2-<variant>-s<seed>`` (both run the same command; see dvc.yaml)."""
+    m = re.match(r"^(\w+?)_table2s?@(.+)-(\d+)$", dvc_name)
+    return f"{m[1]}@table2-{m[2]}-s{m[3]}" if m else dvc_name
+
+
 def dvc_stages() -> dict[str, dict]:
     from dvc.repo import Repo
 
     repo = Repo(str(ROOT))
     out = {}
     for s in repo.index.stages:
-        out[s.addressing] = {
+        out[_snakemake_name(s.addressing)] = {
             "cmd": normalise_cmd(s.cmd),
             "deps": {str(d.def_path) for d in s.deps if type(d).__name__ != "ParamsDependency"},
             "outputs": {str(o.def_path) for o in s.outs},

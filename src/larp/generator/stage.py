@@ -28,7 +28,7 @@ from ..cli import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
 from ..io import atomic_dir, save_weights, write_json
-from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed
+from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed, stage_seed
 from ..tracking import tracker_for
 from .presets import count_parameters
 from .sampling import generate
@@ -43,7 +43,7 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: 
     train_cfg = training_section(section)
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
-    seed = int(params["run"]["seed"])
+    seed = stage_seed(params, section)
     set_seed(seed)
     folder = Path(tokens_dir) / section["tokenizer"] / section["dataset"]
     data = load_tokens(folder, "train", section["mode"])

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows
 from ..io import atomic_dir, save_weights, write_json
-from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed
+from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import tracker_for
 from .presets import count_parameters
 from .train import evaluate_reconstruction, save_recon_figure, train_tokenizer
@@ -28,7 +28,7 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
     clips = params["clips"]
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
-    seed = int(params["run"]["seed"])
+    seed = stage_seed(params, section)
     set_seed(seed)
     clips_dir = Path(clips_dir)
     train_stores = [ClipStore(clips_dir / name, "train") for name in section["train_datasets"]]

@@ -1,0 +1,93 @@
+"""Table 2 sweep: run names resolve to the right sections and seeds; the summary is mean ± std over seeds."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from larp.analysis.table2 import summarize, to_markdown
+from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.runtime import stage_seed
+from larp.sweeps import generator_source, parse_run, run_name, sampling_runs, trained_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+def test_run_names_round_trip():
+    assert parse_run(run_name("no-prior", 2)) == ("no-prior", 2)
+    assert parse_run(run_name("alpha-0-03", 10)) == ("alpha-0-03", 10)
+    assert parse_run("larp") is None and parse_run("table2-x-sA") is None
+
+
+def test_every_variant_runs_every_seed(params):
+    sw = params["table2"]
+    assert len(sw["seeds"]) >= 3
+    assert len(trained_runs(params)) == len(sw["variants"]) * len(sw["seeds"])
+    assert len(sampling_runs(params)) == len(sw["sampling_variants"]) * len(sw["seeds"])
+
+
+def test_runs_resolve_overrides_and_seed(params):
+    tok = variant_section(params, "tokenizer", "tokenizers", "table2-no-prior-s2")
+    assert tok["use_prior"] is False and tok["seed"] == 2 and stage_seed(params, tok) == 2
+    ref = variant_section(params, "tokenizer", "tokenizers", "table2-larp-s1")
+    assert ref["use_prior"] is True and ref["seed"] == 1
+    gen = variant_section(params, "generator", "generators", "table2-det-quant-s0")
+    assert gen["tokenizer"] == "table2-det-quant-s0" and gen["seed"] == 0 and gen["sampling"]["seed"] == 0
+    # without a section seed the global one is used (Table 1 variants)
+    assert stage_seed(params, variant_section(params, "tokenizer", "tokenizers", "larp")) == params["run"]["seed"]
+
+
+def test_sampling_variant_reuses_the_reference_run(params):
+    gen = variant_section(params, "generator", "generators", "table2-no-cfg-s1")
+    ref = variant_section(params, "generator", "generators", "table2-larp-s1")
+    assert gen["sampling"]["cfg_scale"] == 1.0 and ref["sampling"]["cfg_scale"] != 1.0
+    assert {k: v for k, v in gen.items() if k != "sampling"} == {k: v for k, v in ref.items() if k != "sampling"}
+    assert generator_source(params, "table2-no-cfg-s1") == "table2-larp-s1"
+    assert generator_source(params, "table2-no-prior-s1") == "table2-no-prior-s1"
+
+
+def test_undeclared_runs_and_bad_sweeps_are_refused(params):
+    with pytest.raises(ParamsError, match="no variant named"):
+        variant_section(params, "tokenizer", "tokenizers", "table2-larp-s99")
+    bad = copy.deepcopy(params)
+    bad["table2"]["reference"] = "nope"
+    with pytest.raises(ParamsError, match="reference"):
+        validate_params(bad)
+    bad = copy.deepcopy(params)
+    bad["table2"]["variants"]["typo"] = {"tokenizer": {"use_priorr": False}}
+    with pytest.raises(ParamsError, match="use_priorr"):
+        validate_params(bad)
+    bad = copy.deepcopy(params)
+    bad["tokenizers"]["table2-larp-s0"] = {}
+    with pytest.raises(ParamsError, match="reserved"):
+        validate_params(bad)
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for variant, base in (("larp", 100.0), ("no-prior", 130.0)):
+        for seed, noise in enumerate((-2.0, 0.0, 2.0)):
+            rows.append({"variant": variant, "seed": seed, "run": run_name(variant, seed), "psnr": 20 + noise / 10,
+                         "lpips": None, "rfvd": 50 + noise, "gfvd": base + noise,
+                         "rfvd_metric": "rfvd[clf-synthetic]_720_16f", "gfvd_metric": "gfvd[clf-synthetic]_512_16f"})
+    return pd.DataFrame(rows)
+
+
+def test_summary_is_mean_and_sample_std_with_delta_in_pooled_std():
+    s = summarize(_runs(), ["larp", "no-prior"], "larp").set_index("variant")
+    assert s.loc["no-prior", "gfvd_mean"] == pytest.approx(130.0)
+    assert s.loc["no-prior", "gfvd_std"] == pytest.approx(2.0)  # ddof=1 of (-2, 0, 2)
+    assert s.loc["no-prior", "gfvd_delta_in_std"] == pytest.approx(15.0)
+    assert s.loc["larp", "gfvd_delta_in_std"] == pytest.approx(0.0)
+    assert np.isnan(s.loc["larp", "lpips_mean"]) and s.loc["larp", "seeds"] == 3
+    md = to_markdown(s.reset_index(), _runs(), "larp")
+    assert "130.0 ± 2.0" in md and "No AR prior model" in md and "gfvd[clf-synthetic]_512_16f" in md

@@ -1,0 +1,34 @@
+"""Stage make_table2: the paper's Table 2 (ablations), mean ± std over the sweep's seeds, beside the paper's rows.
+
+Inputs:  --tokenizer-evals DIR (table2-<variant>-s<seed>.json of evaluate_tokenizer for every trained run),
+         --generator-evals DIR (the same for evaluate_generator, sampling-only runs included).
+Outputs: --md FILE (Markdown table), --csv FILE (per-variant summary), --runs-csv FILE (one row per run).
+Tiny run: python workflow/scripts/make_table2.py --params params.yaml tests/fixtures/params.tiny.yaml \
+    --tokenizer-evals results/eval/tokenizer --generator-evals results/eval/generator \
+    --md reports/table2.md --csv reports/table2.csv --runs-csv reports/table2_runs.csv
+"""
+
+from __future__ import annotations
+
+from larp import cli
+from larp.analysis.table2 import run_make_table2
+
+
+def build():
+    p = cli.parser(__doc__)
+    p.add_argument("--tokenizer-evals", required=True, help="folder of evaluate_tokenizer outputs")
+    p.add_argument("--generator-evals", required=True, help="folder of evaluate_generator outputs")
+    p.add_argument("--md", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--runs-csv", required=True, help="per-run (variant, seed) values")
+    return p
+
+
+def main(argv=None) -> int:
+    return cli.run(argv, build, lambda a, params: run_make_table2(
+        params, tokenizer_evals=a.tokenizer_evals, generator_evals=a.generator_evals, md_path=a.md, csv_path=a.csv,
+        runs_csv=a.runs_csv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
