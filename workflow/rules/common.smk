@@ -72,3 +72,8 @@ def tokenizer_clip_stores(wildcards):
     cfg = variant_section(config, "tokenizer", "tokenizers", wildcards.tok)
     names = sorted(set(cfg["train_datasets"]) | {cfg["val_dataset"]})
     return [f"results/clips/{n}" for n in names]
+
+
+def generator_weights(wildcards):
+    """The trained generator a sampling run uses: its own, or the reference run's for a table2 sampling variant."""
+    return f"results/generator/{generator_source(config, wildcards.gen)}"

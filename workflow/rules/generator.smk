@@ -37,11 +37,6 @@ rule train_generator:
         "--threads {threads} > {log} 2>&1"
 
 
-def generator_weights(wildcards):
-    """The trained generator a sampling run uses: its own, or the reference run's for a table2 sampling variant."""
-    return f"results/generator/{generator_source(config, wildcards.gen)}"
-
-
 rule sample_videos:
     input:
         generator=generator_weights,
