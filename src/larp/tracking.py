@@ -70,7 +70,9 @@ class Tracker:
                 if mlflow.get_experiment_by_name(self.experiment) is None:
                     mlflow.create_experiment(self.experiment, artifact_location=art.as_uri())
             mlflow.set_experiment(self.experiment)
-            run = mlflow.start_run(run_name=self.run_name, tags=self.tags, parent_run_id=self.parent_run_id)
+            # a child may open while its parent is still active in this process (nested), or on its own
+            run = mlflow.start_run(run_name=self.run_name, tags=self.tags, parent_run_id=self.parent_run_id,
+                                   nested=self.parent_run_id is not None)
         except Exception as exc:  # noqa: BLE001 - re-raised with the store named
             raise TrackingError(
                 f"MLflow tracking store {self.uri} could not be used ({type(exc).__name__}: {exc}). "

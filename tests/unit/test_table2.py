@@ -91,3 +91,41 @@ def test_summary_is_mean_and_sample_std_with_delta_in_pooled_std():
     assert np.isnan(s.loc["larp", "lpips_mean"]) and s.loc["larp", "seeds"] == 3
     md = to_markdown(s.reset_index(), _runs(), "larp")
     assert "130.0 ± 2.0" in md and "No AR prior model" in md and "gfvd[clf-synthetic]_512_16f" in md
+
+
+def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(params, tmp_path, monkeypatch):
+    import mlflow
+
+    from larp.analysis.table2 import run_make_table2
+    from larp.io import write_json
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tok_dir, gen_dir = tmp_path / "tok", tmp_path / "gen"
+    for i, run in enumerate(trained_runs(params)):
+        write_json(tok_dir / f"{run}.json", {"metric": "rfvd[clf-synthetic]_720_16f",
+                                             "rfvd[clf-synthetic]_720_16f": 50.0 + i, "psnr": 20.0, "lpips": None})
+    for i, run in enumerate(trained_runs(params) + sampling_runs(params)):
+        tok = variant_section(params, "generator", "generators", run)["tokenizer"]
+        write_json(gen_dir / f"{run}.json", {"metric": "gfvd[clf-synthetic]_512_16f",
+                                             "gfvd[clf-synthetic]_512_16f": 100.0 + i, "tokenizer": tok})
+    out = tmp_path / "reports"
+    summary = run_make_table2(params, tokenizer_evals=tok_dir, generator_evals=gen_dir, md_path=out / "t2.md",
+                              csv_path=out / "t2.csv", runs_csv=out / "runs.csv")
+    sw = params["table2"]
+    assert list(summary.variant) == list(sw["variants"]) + list(sw["sampling_variants"])
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == len(trained_runs(params)) + len(sampling_runs(params))
+    # a sampling-only row reuses the reference run's reconstruction scores (same tokenizer)
+    ref = runs[runs.variant == sw["reference"]].set_index("seed")
+    for _, r in runs[runs.variant.isin(list(sw["sampling_variants"]))].iterrows():
+        assert r.rfvd == ref.loc[r.seed, "rfvd"] and r.gfvd != ref.loc[r.seed, "gfvd"]
+    assert (out / "t2.md").read_text().count("\n| ") == len(summary) + 1
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.search_runs(experiment_names=["larp-table2"], output_format="list")
+    parents = [r for r in found if r.data.tags.get("stage") == "make_table2"]
+    children = [r for r in found if r.data.tags.get("stage") == "table2"]
+    assert len(parents) == 1 and len(children) == len(runs)
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    child = next(c for c in children if c.data.tags["variant"] == "table2-no-prior-s1")
+    assert child.data.params["tokenizer_overrides.use_prior"] == "False" and child.data.params["seed"] == "1"
