@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .sweeps import SWEEP, run_overrides, sampling_runs, trained_runs
+
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"
 
 
@@ -138,8 +140,6 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
 
 def _sweep_checks(params: Mapping[str, Any]) -> list[str]:
     """table2: the reference is a variant, names do not clash, and every run's overrides give valid sections."""
-    from .sweeps import SWEEP, run_overrides, sampling_runs, trained_runs
-
     sw = params.get(SWEEP)
     if not isinstance(sw, Mapping) or not all(isinstance(params.get(k), Mapping) for k in ("tokenizer", "generator")):
         return []
@@ -239,9 +239,7 @@ def variant_section(params: Mapping[str, Any], section: str, variants_key: str, 
     Overrides are dotted keys relative to the section, e.g. ``tokenizers: {patchwise: {model.kind: patchwise}}``.
     The result is validated against the section's schema, so an override can't smuggle in a bad value.
     """
-    from .sweeps import run_overrides  # sweep runs (``table2-<variant>-s<seed>``) resolve like declared variants
-
-    variants = params.get(variants_key) or {}
+    variants = params.get(variants_key) or {}  # sweep runs (table2-<variant>-s<seed>) resolve like declared ones
     overrides = variants.get(name) if name in variants else run_overrides(params, section, name)
     if overrides is None:
         raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)} "

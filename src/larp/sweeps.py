@@ -54,10 +54,6 @@ def generator_source(params: Mapping[str, Any], name: str) -> str:
     return name
 
 
-def _dotted(prefix: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}{k}": v for k, v in (overrides or {}).items()}
-
-
 def run_overrides(params: Mapping[str, Any], section: str, name: str) -> dict[str, Any] | None:
     """The dotted overrides of ``section`` ("tokenizer" | "generator") that make sweep run ``name``, or None if
     ``name`` is not a declared run. Order: the sweep's common overrides, the variant's, then the seed (and, for the
@@ -70,13 +66,10 @@ def run_overrides(params: Mapping[str, Any], section: str, name: str) -> dict[st
     variants, sampling = sw.get("variants") or {}, sw.get("sampling_variants") or {}
     if seed not in (sw.get("seeds") or []) or (variant not in variants and variant not in sampling):
         return None
-    sampling_only = variant in sampling
-    trained = sw["reference"] if sampling_only else variant
-    out = _dotted("", (sw.get("common") or {}).get(section))
-    out.update(_dotted("", (variants[trained] or {}).get(section)))
-    out["seed"] = seed
+    trained = sw["reference"] if variant in sampling else variant
+    out = {**((sw.get("common") or {}).get(section) or {}), **((variants[trained] or {}).get(section) or {}),
+           "seed": seed}
     if section == "generator":
         out.update({"tokenizer": run_name(trained, seed), "mode": sw.get("mode", "class"), "sampling.seed": seed})
-        if sampling_only:
-            out.update(_dotted("sampling.", sampling[variant]))
+        out.update({f"sampling.{k}": v for k, v in (sampling.get(variant) or {}).items()})
     return out

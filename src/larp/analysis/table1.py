@@ -189,7 +189,8 @@ def write_table1(table: Table, md_path: str | os.PathLike, csv_path: str | os.Pa
             Path(tmp).write_text(text)
 
 
-def _read_evals(folder: str | os.PathLike, names: Sequence[str], stage: str) -> list[dict[str, Any]]:
+def read_evals(folder: str | os.PathLike, names: Sequence[str], stage: str) -> list[dict[str, Any]]:
+    """``<folder>/<name>.json`` for each name, in order; a missing one names the stage job that makes it."""
     out = []
     for name in names:
         path = Path(folder) / f"{name}.json"
@@ -203,8 +204,8 @@ def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.Path
                     generator_evals: str | os.PathLike, md_path: str | os.PathLike,
                     csv_path: str | os.PathLike) -> Table:
     """Build Table 1 from the evaluations of every tokenizer and generator variant in params; write and track it."""
-    toks = _read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")
-    gens = _read_evals(generator_evals, list(params["generators"]), "evaluate_generator")
+    toks = read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")
+    gens = read_evals(generator_evals, list(params["generators"]), "evaluate_generator")
     table = build_table1(toks, gens)
     write_table1(table, md_path, csv_path)
     with tracker_for(params, stage="make_table1", variant="table1", study="table1",

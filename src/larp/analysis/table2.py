@@ -19,7 +19,7 @@ import pandas as pd
 from ..io import atomic_file
 from ..sweeps import SWEEP, parse_run, run_overrides, sampling_runs, trained_runs
 from ..tracking import tracker_for
-from .table1 import _read_evals
+from .table1 import read_evals
 
 # larp-paper.md Table 2 ("All configurations are modified from LARP-B"), verbatim, by our variant names.
 PAPER_TABLE2: dict[str, tuple[str, float, float, float, float]] = {
@@ -41,12 +41,12 @@ def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
     A sampling-only run (e.g. no-cfg) takes its reconstruction columns from the reference run of its seed: it uses
     that run's tokenizer (as the paper's "No CFG" row repeats LARP-B's PSNR/LPIPS/rFVD)."""
     trained, sampled = trained_runs(params), sampling_runs(params)
-    toks = {ev_name: ev for ev_name, ev in zip(trained, _read_evals(tokenizer_evals, trained, "evaluate_tokenizer"))}
-    gens = dict(zip(trained + sampled, _read_evals(generator_evals, trained + sampled, "evaluate_generator")))
+    toks = dict(zip(trained, read_evals(tokenizer_evals, trained, "evaluate_tokenizer")))
+    gens = dict(zip(trained + sampled, read_evals(generator_evals, trained + sampled, "evaluate_generator")))
     rows = []
     for name, gen in gens.items():
         variant, seed = parse_run(name)
-        tok = toks[run_overrides(params, "generator", name)["tokenizer"]]
+        tok = toks[gen["tokenizer"]]  # the tokenizer run the generator was trained on
         rows.append({"variant": variant, "seed": seed, "run": name,
                      "psnr": tok.get("psnr"), "lpips": tok.get("lpips"), "rfvd": tok[tok["metric"]],
                      "gfvd": gen[gen["metric"]], "rfvd_metric": tok["metric"], "gfvd_metric": gen["metric"]})
@@ -79,6 +79,10 @@ def _pm(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if np.isfinite(std) else f"{mean:.{digits}f}"
 
 
+def _delta(x: float) -> str:
+    return f"{x:+.1f}" if np.isfinite(x) else "n/a"
+
+
 def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> str:
     rname, gname = runs.rfvd_metric.iloc[0], runs.gfvd_metric.iloc[0]
     lines = [
@@ -96,8 +100,7 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> st
         paper = PAPER_TABLE2.get(r.variant)
         label = f"{r.variant}" + (f" ({paper[0]})" if paper else "")
         q = [str(x) for x in paper[1:]] if paper else ["-"] * 4
-        dg = "ref" if r.variant == reference else _pm(r.gfvd_delta_in_std, np.nan, 1)
-        dp = "ref" if r.variant == reference else _pm(r.psnr_delta_in_std, np.nan, 1)
+        dg, dp = ("ref", "ref") if r.variant == reference else (_delta(r.gfvd_delta_in_std), _delta(r.psnr_delta_in_std))
         lines.append(f"| {label} | {r.seeds} | {_pm(r.psnr_mean, r.psnr_std, 2)} | {_pm(r.lpips_mean, r.lpips_std, 4)} "
                      f"| {_pm(r.rfvd_mean, r.rfvd_std, 1)} | {_pm(r.gfvd_mean, r.gfvd_std, 1)} | {dg} | {dp} | "
                      + " | ".join(q) + " |")
