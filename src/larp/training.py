@@ -72,6 +72,15 @@ class Checkpointer:
         if is_main:
             self.save(step, {name: obj.state_dict() for name, obj in objects.items()})
 
+    def end_of_step(self, done: int, total: int, every: int, objects: Mapping[str, Any], is_main: bool = True,
+                    stop_after: int | None = None) -> bool:
+        """Checkpoint after step ``done`` when due (every ``every`` steps, at the last step, or at ``stop_after``,
+        which ends the process's work early to test resumption), at most once; True when the loop must stop."""
+        stop = stop_after is not None and done >= stop_after
+        if stop or done % every == 0 or done == total:
+            self.save_objects(done, objects, is_main)
+        return stop
+
     def resume(self, objects: Mapping[str, Any], stage: str, is_main: bool = True) -> int:
         """Load every named object's state from the checkpoint (and the RNG); the step to continue from, or 0."""
         state = self.load()

@@ -32,6 +32,22 @@ def test_checkpointer_roundtrip_and_refuses_other_config(tmp_path):
     assert Checkpointer(tmp_path, {"lr": 2.0}).load() is None
 
 
+def test_end_of_step_checkpoints_when_due_once_and_stops_at_stop_after(tmp_path, monkeypatch):
+    ck = Checkpointer(tmp_path, {"lr": 1.0})
+    saved = []
+    monkeypatch.setattr(ck, "save", lambda step, state: saved.append(step))
+    model = torch.nn.Linear(1, 1)
+    stops = [ck.end_of_step(d, 10, 4, {"model": model}, True, stop_after=8) for d in range(1, 9)]
+    assert saved == [4, 8]  # step 8 is both due and the stop: written once
+    assert stops == [False] * 7 + [True]
+    saved.clear()
+    assert not any(ck.end_of_step(d, 10, 4, {"model": model}) for d in range(1, 11))
+    assert saved == [4, 8, 10]  # every 4 steps and the last one
+    saved.clear()
+    ck.end_of_step(4, 10, 4, {"model": model}, is_main=False)
+    assert saved == [], "only rank 0 writes"
+
+
 def test_non_finite_loss_names_step_and_checkpoint(tmp_path):
     check_finite({"l1": torch.tensor(0.5)}, 3, None)
     with pytest.raises(NonFiniteLoss, match=r"step 4.*'prior': nan.*no checkpoint"):

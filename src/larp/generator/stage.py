@@ -54,7 +54,7 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: 
     with tracker_for(params, stage="train_generator", variant=variant, study="generator", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         result = train_generator(train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
-                                 log=lambda step, m: tracker.log_metrics(m, step=step), stop_after=stop_after)
+                                 log=tracker.log_metrics, stop_after=stop_after)
         barrier(dist)
         if (stop_after is not None and result.steps < section["steps"]) or not dist.is_main:
             return result.metrics

@@ -134,7 +134,7 @@ def _token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: str | Path, seed: int, device: str,
-                    dist: Dist = Dist(), log: Callable[[int, dict[str, float]], None] | None = None,
+                    dist: Dist = Dist(), log: Callable[[dict[str, float], int], None] | None = None,
                     stop_after: int | None = None) -> TrainResult:
     """Train for ``section['steps']`` steps (resuming from ``work_dir``); return the model and the last window's means.
 
@@ -159,9 +159,6 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
                                    "seed": seed, "world": world})
     objects = {"model": model, "opt": opt}
     start = ckpt.resume(objects, "train_generator", dist.is_main)
-
-    def save(step: int) -> None:
-        ckpt.save_objects(step, objects, dist.is_main)
 
     batches = TokenBatches(data, batch, world, seed, dist.rank)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
@@ -190,13 +187,10 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
             logged = all_mean(window.mean(), dist, device) | {"lr": section["lr"] * mult, "tokens_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['loss']:.4f}", acc=f"{logged['acc']:.3f}")
             if log is not None and dist.is_main:
-                log(done, logged)
+                log(logged, done)
             if bar.disable and dist.is_main:
                 log_line("train_generator", done, steps, logged, ("loss", "acc", "lr", "tokens_per_s"))
-        if done % section["checkpoint_every"] == 0 or done == steps:
-            save(done)
-        if stop_after is not None and done >= stop_after:
-            save(done)
+        if ckpt.end_of_step(done, steps, section["checkpoint_every"], objects, dist.is_main, stop_after):
             break
     bar.close()
     return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in all_mean(window.last, dist, device).items()}, steps=done)

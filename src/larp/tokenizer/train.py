@@ -177,9 +177,6 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         objects.update(disc=disc, lecam=lecam, opt_d=opt_d)
     start = ckpt.resume(objects, "train_tokenizer", dist.is_main)
 
-    def save(step: int) -> None:
-        ckpt.save_objects(step, objects, dist.is_main)
-
     data = WindowBatches(train_stores, section["batch_size"], cfg.frames, seed, dist.rank, world, bool(section["flip"]))
     # the loader gets its own generator: creating its iterator would otherwise draw from the global RNG and shift
     # the SVQ / dropout stream of a resumed run
@@ -258,10 +255,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             if bar.disable and dist.is_main:
                 log_line("train_tokenizer", done, steps, logged, ("total", "l1", "prior", "psnr", "codebook_usage",
                                                                   "lr", "ss_rate", "clips_per_s"))
-        if done % section["checkpoint_every"] == 0 or done == steps:
-            save(done)
-        if stop_after is not None and done >= stop_after:
-            save(done)
+        if ckpt.end_of_step(done, steps, section["checkpoint_every"], objects, dist.is_main, stop_after):
             break
     bar.close()
     final = all_mean(window.last, dist, device)
