@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from larp.tokenizer.model import Block, PatchEmbed3D, sincos_3d, xavier_init_linears
+from larp.tokenizer.model import Block, PatchEmbed3D, check_vit_shape, sincos_3d, xavier_init_linears
 
 LPIPS_HELP = (
     "LPIPS is unavailable: install the `lpips` extra (pip install -e '.[lpips]') and provide the VGG weights "
@@ -69,13 +69,7 @@ class DiscriminatorConfig:
     patch_s: int = 8
 
     def __post_init__(self) -> None:
-        if self.frames % self.patch_t or self.resolution % self.patch_s:
-            raise ValueError(
-                f"expected frames divisible by patch_t and resolution by patch_s but found "
-                f"{self.frames}/{self.patch_t} and {self.resolution}/{self.patch_s}"
-            )
-        if self.width % self.heads or self.width % 4:
-            raise ValueError(f"width must be divisible by heads and by 4 but found {self.width} (heads {self.heads})")
+        check_vit_shape(self.frames, self.resolution, self.patch_t, self.patch_s, self.width, self.heads)
 
     @property
     def grid(self) -> tuple[int, int, int]:

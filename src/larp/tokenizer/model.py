@@ -118,6 +118,16 @@ def xavier_init_linears(module: nn.Module) -> None:
 # Configuration
 
 
+def check_vit_shape(frames: int, resolution: int, patch_t: int, patch_s: int, width: int, heads: int) -> None:
+    """The clip divides into whole 3D patches, and the width into heads and the 4 parts of the 3D sin-cos PE.
+    Shared by the tokenizer and the discriminator (which patchifies identically, paper A.1)."""
+    if frames % patch_t or resolution % patch_s:
+        raise ValueError(f"expected frames divisible by patch_t and resolution by patch_s but found "
+                         f"{frames}/{patch_t} and {resolution}/{patch_s}")
+    if width % heads or width % 4:
+        raise ValueError(f"width must be divisible by heads and by 4 but found {width} (heads {heads})")
+
+
 @dataclass
 class TokenizerConfig:
     """LARP tokenizer hyper-parameters. Defaults = the official LARP-L cfg except the codebook dimension.
@@ -162,13 +172,7 @@ class TokenizerConfig:
             raise ValueError(f"kind must be 'holistic' or 'patchwise' but found {self.kind!r}")
         if self.decoder_latent_pe not in ("fixed", "learned"):
             raise ValueError(f"decoder_latent_pe must be 'fixed' or 'learned' but found {self.decoder_latent_pe!r}")
-        if self.frames % self.patch_t or self.resolution % self.patch_s:
-            raise ValueError(
-                f"expected frames divisible by patch_t and resolution by patch_s but found "
-                f"{self.frames}/{self.patch_t} and {self.resolution}/{self.patch_s}"
-            )
-        if self.width % self.heads or self.width % 4:
-            raise ValueError(f"width must be divisible by heads and by 4 but found {self.width} (heads {self.heads})")
+        check_vit_shape(self.frames, self.resolution, self.patch_t, self.patch_s, self.width, self.heads)
         if not self.latent_proj_gain > 0:
             raise ValueError(f"latent_proj_gain must be > 0 but found {self.latent_proj_gain}")
         if self.num_tokens < 1:
