@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from larp.analysis.importance import (
-    psnr,
     redundancy_curve,
     repeat_frames,
     token_heatmap,
@@ -65,13 +64,6 @@ def gen(seed):
 # token importance
 
 
-def test_psnr_is_the_project_metric():
-    tok = FrameTableTokenizer()
-    x, y = fake_videos(tok, seed=2), fake_videos(tok, seed=3)
-    torch.testing.assert_close(psnr(x + 0.5, y), psnr_per_clip(x + 0.5, y))
-    assert psnr(x, y).shape == (3,)
-
-
 def test_importance_shape_sign_and_dead_tokens():
     tok = FrameTableTokenizer()
     drops = token_importance(tok, fake_videos(tok), gen(0))
@@ -87,12 +79,12 @@ def test_importance_equals_the_psnr_drop_of_the_recorded_replacements():
     drops = token_importance(tok, videos, gen(0), batch_size=64)
     modified = torch.cat(tok.decoded[1:])  # first call: the unmodified reconstructions
     assert modified.shape == (3 * (LIVE + 2), LIVE + 2)
-    base = psnr(tok.decode_indices(original), videos)
+    base = psnr_per_clip(tok.decode_indices(original), videos)
     for v in range(3):
         rows = modified[v * (LIVE + 2) : (v + 1) * (LIVE + 2)]  # (n, n): row i changes token i
         changed = rows != original[v]
         assert torch.equal(changed, torch.eye(LIVE + 2, dtype=torch.bool))  # one token, always a new code
-        expected = base[v] - psnr(tok.decode_indices(rows), videos[v : v + 1].expand(LIVE + 2, -1, -1, -1, -1))
+        expected = base[v] - psnr_per_clip(tok.decode_indices(rows), videos[v : v + 1].expand(LIVE + 2, -1, -1, -1, -1))
         np.testing.assert_allclose(drops[v], expected.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -184,7 +176,7 @@ def test_redundancy_curve_with_fake_tokenizer():
     assert list(df.columns) == ["level", "psnr_mean", "psnr_std", "num_videos"]
     assert df["level"].tolist() == [1, 2, 4] and (df["num_videos"] == 5).all()
     assert np.isfinite(df[["psnr_mean", "psnr_std"]].to_numpy()).all()
-    expected = psnr(tok.decode_indices(tok.encode(repeat_frames(videos, 2), True).indices), repeat_frames(videos, 2))
+    expected = psnr_per_clip(tok.decode_indices(tok.encode(repeat_frames(videos, 2), True).indices), repeat_frames(videos, 2))
     assert df.loc[1, "psnr_mean"] == pytest.approx(expected.mean().item())
     tok.decoded.clear()
     with pytest.raises(ValueError, match="repetition level"):

@@ -23,14 +23,6 @@ from torch import Tensor
 from ..metrics.recon import psnr_per_clip
 
 
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR per video, (B,) float64, peak 1: reconstruction ``x`` clamped to [0, 1], reference ``y`` as is.
-
-    The project's reconstruction PSNR (:func:`larp.metrics.recon.psnr_per_clip`); identical videos give +inf.
-    """
-    return psnr_per_clip(x, y)
-
-
 def _device(tokenizer, videos: Tensor) -> torch.device:
     """The tokenizer's device when it has parameters, else the videos' device."""
     if isinstance(tokenizer, torch.nn.Module):
@@ -94,7 +86,7 @@ def token_importance(tokenizer, videos: Tensor, generator: torch.Generator, batc
     indices = _encode(tokenizer, videos, batch_size)  # (V, n)
     if indices.shape[1] != n:
         raise ValueError(f"expected {n} tokens per video (cfg.num_latents) but the encoder gave {indices.shape[1]}")
-    base = psnr(_decode(tokenizer, indices, batch_size), videos)  # (V,)
+    base = psnr_per_clip(_decode(tokenizer, indices, batch_size), videos)  # (V,)
     draw = torch.randint(0, k - 1, tuple(indices.shape), generator=generator).to(device)  # (V, n) in [0, K-1)
     replacement = draw + (draw >= indices).long()  # (V, n): uniform over the K - 1 codes != indices
     eye = torch.eye(n, dtype=torch.bool, device=device)  # (n, n): row i modifies token i
@@ -102,7 +94,7 @@ def token_importance(tokenizer, videos: Tensor, generator: torch.Generator, batc
     for v in range(indices.shape[0]):
         modified = torch.where(eye, replacement[v].expand(n, n), indices[v].expand(n, n))  # (n, n)
         target = videos[v : v + 1].expand(n, *videos.shape[1:])  # (n, 3, T, H, W), a view
-        mod_psnr = torch.cat([psnr(tokenizer.decode_indices(modified[s]), target[s])
+        mod_psnr = torch.cat([psnr_per_clip(tokenizer.decode_indices(modified[s]), target[s])
                               for s in _chunks(n, batch_size)])  # (n,)
         drops[v] = _drop(base[v].expand(n), mod_psnr).cpu()
     return drops.numpy()
@@ -174,11 +166,11 @@ def redundancy_curve(tokenizer, videos: Tensor, levels: Sequence[int] = (1, 2, 4
         for s in _chunks(repeated.shape[0], batch_size):
             batch = repeated[s].to(device)
             ids = tokenizer.encode(batch, deterministic=True).indices
-            scores.append(psnr(tokenizer.decode_indices(ids), batch).cpu())
+            scores.append(psnr_per_clip(tokenizer.decode_indices(ids), batch).cpu())
         p = torch.cat(scores).numpy()  # (V,)
         rows.append({"level": int(level), "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
                      "num_videos": int(p.size)})
     return pd.DataFrame(rows, columns=["level", "psnr_mean", "psnr_std", "num_videos"])
 
 
-__all__ = ["psnr", "redundancy_curve", "repeat_frames", "token_heatmap", "token_importance"]
+__all__ = ["redundancy_curve", "repeat_frames", "token_heatmap", "token_importance"]
