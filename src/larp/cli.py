@@ -22,12 +22,39 @@ class StageError(RuntimeError):
     """An expected, explained failure of a stage (bad input data, missing optional dependency...)."""
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
+_RUN_NAMES = "or a table2 run table2-<variant>-s<seed>"
+# Required arguments that several stage scripts share: name -> (flag, help). A script names the ones it takes in
+# parser(); its own arguments follow.
+SHARED_ARGS: dict[str, tuple[str, str | None]] = {
+    "tokenizer-variant": ("--variant", f"a key of `tokenizers` in params, {_RUN_NAMES}"),
+    "generator-variant": ("--variant", f"a key of `generators` in params, {_RUN_NAMES}"),
+    "dataset": ("--dataset", "a key of `datasets` in params"),
+    "tokenizer": ("--tokenizer", "train_tokenizer output folder"),
+    "generator": ("--generator", "train_generator output folder"),
+    "clips-dir": ("--clips-dir", "folder holding results/clips/<dataset>"),
+    "detector-dir": ("--detector-dir", "folder holding results/detector/<dataset>"),
+    "cache-dir": ("--cache-dir", "real-statistics cache (outside declared outputs)"),
+    "work": ("--work", "resumable checkpoint folder (outside declared outputs)"),
+    "tokenizer-evals": ("--tokenizer-evals", "folder of evaluate_tokenizer outputs"),
+    "generator-evals": ("--generator-evals", "folder of evaluate_generator outputs"),
+    "out": ("--out", None),
+    "metrics": ("--metrics", "flat metrics file (DVC metrics)"),
+    "report": ("--report", "folder of figures for people (reports/)"),
+    "md": ("--md", "Markdown table to write"),
+    "csv": ("--csv", "CSV table to write"),
+}
+
+
+def parser(doc: str | None, *shared: str) -> argparse.ArgumentParser:
+    """``--params`` and ``--threads``, then the required ``shared`` arguments named (keys of SHARED_ARGS)."""
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None,
                                 epilog="Parameters come from the --params files (params.yaml by default).")
     p.add_argument("--params", nargs="+", default=["params.yaml"], metavar="FILE",
                    help="parameter files merged in order (default: params.yaml)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    for name in shared:
+        flag, help_text = SHARED_ARGS[name]
+        p.add_argument(flag, required=True, help=help_text)
     return p
 
 

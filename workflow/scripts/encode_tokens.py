@@ -14,11 +14,7 @@ from larp.tokenizer.stage import run_encode_tokens
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--tokenizer", required=True, help="train_tokenizer output folder")
-    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True)
+    p = cli.parser(__doc__, "tokenizer", "clips-dir", "out", "metrics")
     return p
 
 

@@ -19,14 +19,8 @@ from larp.metrics.stage import run_evaluate_generator
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True, help="a key of `generators` in params")
+    p = cli.parser(__doc__, "generator-variant", "generator", "clips-dir", "detector-dir", "cache-dir", "out")
     p.add_argument("--samples", required=True, help="sample_videos output folder")
-    p.add_argument("--generator", required=True, help="train_generator output folder")
-    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
-    p.add_argument("--detector-dir", required=True, help="folder holding results/detector/<dataset>")
-    p.add_argument("--cache-dir", required=True, help="real-statistics cache (outside declared outputs)")
-    p.add_argument("--out", required=True)
     return p
 
 

@@ -16,13 +16,7 @@ from larp.metrics.stage import run_evaluate_tokenizer
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True, help="a key of `tokenizers` in params")
-    p.add_argument("--tokenizer", required=True, help="train_tokenizer output folder")
-    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
-    p.add_argument("--detector-dir", required=True, help="folder holding results/detector/<dataset>")
-    p.add_argument("--cache-dir", required=True, help="real-statistics cache (outside declared outputs)")
-    p.add_argument("--out", required=True)
+    p = cli.parser(__doc__, "tokenizer-variant", "tokenizer", "clips-dir", "detector-dir", "cache-dir", "out")
     return p
 
 

@@ -15,11 +15,9 @@ from larp.data.stage import run_extract_clips
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--dataset", required=True, help="a key of params datasets")
+    p = cli.parser(__doc__, "dataset", "metrics")
     p.add_argument("--input", required=True, help="the dataset root (the same folder as datasets.<name>.root)")
     p.add_argument("--out", required=True, help="clip store folder to write, results/clips/<dataset>")
-    p.add_argument("--metrics", required=True, help="flat metrics file (DVC metrics)")
     return p
 
 

@@ -15,11 +15,7 @@ from larp.analysis.table1 import run_make_table1
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--tokenizer-evals", required=True, help="folder of evaluate_tokenizer outputs")
-    p.add_argument("--generator-evals", required=True, help="folder of evaluate_generator outputs")
-    p.add_argument("--md", required=True)
-    p.add_argument("--csv", required=True)
+    p = cli.parser(__doc__, "tokenizer-evals", "generator-evals", "md", "csv")
     return p
 
 

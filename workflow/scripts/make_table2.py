@@ -15,11 +15,7 @@ from larp.analysis.table2 import run_make_table2
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--tokenizer-evals", required=True, help="folder of evaluate_tokenizer outputs")
-    p.add_argument("--generator-evals", required=True, help="folder of evaluate_generator outputs")
-    p.add_argument("--md", required=True)
-    p.add_argument("--csv", required=True)
+    p = cli.parser(__doc__, "tokenizer-evals", "generator-evals", "md", "csv")
     p.add_argument("--runs-csv", required=True, help="per-run (variant, seed) values")
     return p
 

@@ -18,14 +18,8 @@ from larp.generator.stage import run_sample_videos
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True, help="a key of `generators` in params")
-    p.add_argument("--generator", required=True, help="train_generator output folder")
+    p = cli.parser(__doc__, "generator-variant", "generator", "clips-dir", "out", "metrics", "report")
     p.add_argument("--tokenizer-dir", required=True, help="folder holding results/tokenizer/<tokenizer variant>")
-    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True)
-    p.add_argument("--report", required=True)
     return p
 
 

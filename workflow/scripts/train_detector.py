@@ -17,11 +17,8 @@ from larp.metrics.stage import run_train_detector
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--dataset", required=True, help="a key of `datasets` in params")
+    p = cli.parser(__doc__, "dataset", "out", "metrics")
     p.add_argument("--clips", required=True, help="the dataset's clip store (results/clips/<dataset>)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True)
     return p
 
 

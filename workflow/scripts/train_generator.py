@@ -16,12 +16,8 @@ from larp.generator.stage import run_train_generator
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True, help="a key of `generators` in params")
+    p = cli.parser(__doc__, "generator-variant", "work", "out", "metrics")
     p.add_argument("--tokens-dir", required=True, help="folder holding results/tokens/<tokenizer variant>")
-    p.add_argument("--work", required=True, help="resumable checkpoint folder (outside declared outputs)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True)
     return p
 
 

@@ -16,13 +16,7 @@ from larp.tokenizer.stage import run_train_tokenizer
 
 
 def build():
-    p = cli.parser(__doc__)
-    p.add_argument("--variant", required=True, help="a key of `tokenizers` in params")
-    p.add_argument("--clips-dir", required=True, help="folder holding results/clips/<dataset>")
-    p.add_argument("--work", required=True, help="resumable checkpoint folder (outside declared outputs)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True)
-    p.add_argument("--report", required=True)
+    p = cli.parser(__doc__, "tokenizer-variant", "clips-dir", "work", "out", "metrics", "report")
     return p
 
 
