@@ -2,6 +2,7 @@
 
     snakemake --cores all reproduce_table1                      # embedded default (params.yaml)
     snakemake --cores all reproduce_table2                      # the Table 2 ablations, every seed
+    snakemake --cores all analyses                              # App. B analyses + reports/claims.md
     snakemake --cores all --configfile workflow/configs/paper.yaml reproduce_table1   # paper scale
 dvc.yaml declares the same stages with the same commands (tests/workflow/test_dag_consistency.py proves it).
 """
@@ -19,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/generator.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule reproduce_table1:
@@ -36,8 +38,18 @@ rule reproduce_table2:
         "reports/table2.csv",
 
 
+rule analyses:
+    """The latent-space analyses (App. B.2-B.4) and reports/claims.md (needs the Table 2 sweep)."""
+    input:
+        "reports/analysis/ngrams",
+        "reports/analysis/importance",
+        "reports/analysis/redundancy",
+        "reports/claims.md",
+
+
 rule all:
     """Every report."""
     input:
         rules.reproduce_table1.input,
         rules.reproduce_table2.input,
+        rules.analyses.input,

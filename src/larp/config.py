@@ -135,6 +135,7 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
             out.extend(problems)
     out.extend(_generator_checks(params))
     out.extend(_sweep_checks(params))
+    out.extend(_analysis_checks(params))
     return out
 
 
@@ -161,6 +162,29 @@ def _sweep_checks(params: Mapping[str, Any]) -> list[str]:
             _, problems = _apply_overrides(params[section], run_overrides(params, section, run) or {}, section,
                                            f"{SWEEP} run {run}")
             out.extend(problems)
+    return out
+
+
+def _analysis_checks(params: Mapping[str, Any]) -> list[str]:
+    """analysis: compared sweep variants exist (and train), analysed tokenizers are declared, levels divide the clip."""
+    a, sw = params.get("analysis"), params.get(SWEEP)
+    if not isinstance(a, Mapping) or not isinstance(sw, Mapping):
+        return []
+    out = []
+    variants, declared = sw.get("variants") or {}, sorted(params.get("tokenizers") or {})
+    named = [(f"analysis.ngrams.compare.{k}", v) for k, v in (a["ngrams"].get("compare") or {}).items()]
+    named.append(("analysis.claims.no_prior_variant", a["claims"].get("no_prior_variant")))
+    for where, v in named:
+        if v not in variants:
+            out.append(f"{where} = {v!r} is not a trained {SWEEP} variant; expected one of {sorted(variants)}")
+    for where, v in [("analysis.importance.tokenizer", a["importance"].get("tokenizer"))] + [
+            ("analysis.redundancy.tokenizers", t) for t in a["redundancy"].get("tokenizers") or []]:
+        if v not in declared:
+            out.append(f"{where}: {v!r} is not a declared tokenizer variant; expected one of {declared}")
+    frames = (params.get("clips") or {}).get("frames")
+    for level in a["redundancy"].get("levels") or []:
+        if isinstance(frames, int) and isinstance(level, int) and frames % level:
+            out.append(f"analysis.redundancy.levels: {level} does not divide clips.frames = {frames}")
     return out
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 
 from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.analysis.stage import ngram_runs
 from larp.sweeps import generator_source, sampling_runs, trained_runs
 
 # The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile; with

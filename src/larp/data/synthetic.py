@@ -69,8 +69,14 @@ class SyntheticConfig:
     fps: int = 25
     codec: str = "mpeg4"
     container: str = "avi"
+    object_size: tuple[float, float] = (0.12, 0.16)  # object circumradius range, fraction of min(height, width)
 
     def __post_init__(self) -> None:
+        lo, hi = self.object_size
+        if not 0 < lo <= hi <= 0.3:
+            raise ParamsError(f"synthetic.object_size must be [min, max] with 0 < min <= max <= 0.3 (fractions of the "
+                             f"shorter frame side; larger objects cannot move inside the frame) but found "
+                             f"{list(self.object_size)}")
         if self.height % 2 or self.width % 2:
             raise ParamsError(f"synthetic.height and width must be even (yuv420p video) but found "
                              f"{self.height}x{self.width}")
@@ -85,7 +91,10 @@ class SyntheticConfig:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> SyntheticConfig:
-        return cls(**{f.name: section[f.name] for f in fields(cls)})
+        values = {f.name: section[f.name] for f in fields(cls) if f.name in section}
+        if "object_size" in values:
+            values["object_size"] = tuple(values["object_size"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -234,7 +243,7 @@ def render_video(cfg: SyntheticConfig, cls: ClassDef, group: int, clip: int) -> 
     ramp = (xx / w - 0.5) * math.cos(phi) + (yy / h - 0.5) * math.sin(phi) + 0.5
     bg = c1 + np.clip(ramp, 0, 1)[..., None] * (c2 - c1) + g.normal(0, 4.0, (h, w, 1))  # (H, W, 3)
     colour = 255 * _hsv_to_rgb(g.uniform(0, 1), g.uniform(0.6, 1.0), g.uniform(0.85, 1.0))
-    radius = min(h, w) * g.uniform(0.12, 0.16)
+    radius = min(h, w) * g.uniform(*cfg.object_size)
     t = np.arange(cfg.frames, dtype=np.float64)
     poses = _poses(cls.motion, t, h, w, radius, r)
     distractor = r.uniform(0, 1) < 0.5

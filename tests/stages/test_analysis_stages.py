@@ -1,0 +1,161 @@
+"""Analysis stages (n-grams, token importance, redundancy) and the claims report, in-process on tiny inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from larp.analysis.stage import evaluate_claims, ngram_runs
+from larp.config import load_params
+from larp.generator.model import ARGenerator
+from larp.generator.presets import GENERATOR_PRESETS
+from larp.io import read_json, save_weights
+from larp.tokenizer.model import LARPTokenizer
+from larp.tokenizer.presets import TOKENIZER_PRESETS
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = [str(ROOT / "params.yaml"), str(ROOT / "tests/fixtures/params.tiny.yaml")]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, tiny_clips):
+    """Untrained tiny tokenizers (holistic + patchwise) and class generators for every compared table2 run."""
+    tmp = tmp_path_factory.mktemp("analysis")
+    params = load_params(FILES)
+    torch.manual_seed(0)
+    tok = TOKENIZER_PRESETS["tiny"]
+    for variant, cfg in (("larp", tok), ("patchwise", dataclasses.replace(tok, kind="patchwise", prior=None))):
+        save_weights(tmp / f"tokenizer/{variant}/model.safetensors", LARPTokenizer(cfg).state_dict(),
+                     {"model_config": cfg.to_dict(), "variant": variant})
+    gcfg = dataclasses.replace(GENERATOR_PRESETS["tiny"], vocab_size=tok.codebook_size, num_tokens=tok.num_latents,
+                               num_classes=3)
+    for runs in ngram_runs(params).values():
+        for run in runs:
+            save_weights(tmp / f"generator/{run}/model.safetensors", ARGenerator(gcfg).state_dict(),
+                         {"model_config": gcfg.to_dict(), "variant": run})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        yield {"tmp": tmp, "params": params, "clips": tiny_clips.parent, "gcfg": gcfg, "tok": tok}
+
+
+def test_ngrams_stage_samples_every_seed_of_both_generators(ws):
+    tmp, params = ws["tmp"], ws["params"]
+    a, seeds = params["analysis"]["ngrams"], params["table2"]["seeds"]
+    out = tmp / "reports/ngrams"
+    rc = _script("analysis_ngrams").main(["--params", *FILES, "--generator-root", str(tmp / "generator"),
+                                          "--out", str(out), "--metrics", str(tmp / "m/ngrams.json")])
+    assert rc == 0
+    skew = pd.read_csv(out / "skew.csv")
+    assert len(skew) == len(a["compare"]) * len(seeds) * len(a["orders"])
+    n_tokens = ws["tok"].num_latents
+    for n in a["orders"]:  # every sampled sequence contributes L - n + 1 n-grams
+        assert (skew[skew.n == n].total == a["num_sequences"] * (n_tokens - n + 1)).all()
+    assert ((skew.normalized_entropy > 0) & (skew.normalized_entropy <= 1)).all()
+    dom = pd.read_csv(out / "dominance.csv")
+    assert sorted(dom.label.unique()) == sorted(a["compare"]) and len(dom) == len(a["compare"]) * len(seeds)
+    assert ((dom.area_norm >= 0) & (dom.area_norm <= 1)).all()
+    for f in ("histogram_2gram.png", "histogram_3gram.png", "dominance.png", "dominance_curves.csv"):
+        assert (out / f).stat().st_size > 0
+    metrics = read_json(tmp / "m/ngrams.json")
+    assert {f"{label}/dominance_area_norm" for label in a["compare"]} <= set(metrics)
+
+
+def test_sampled_sequences_are_uniform_over_classes_and_seeded(ws):
+    from larp.analysis.stage import sample_sequences
+
+    model = ARGenerator(ws["gcfg"])
+    sampling = ws["params"]["generator"]["sampling"]
+    t1, l1 = sample_sequences(model, 9, sampling=sampling, batch_size=4, seed=3, device="cpu")
+    t2, _ = sample_sequences(model, 9, sampling=sampling, batch_size=4, seed=3, device="cpu")
+    assert np.bincount(l1).tolist() == [3, 3, 3]
+    assert t1.shape == (9, ws["gcfg"].num_tokens) and (t1 < ws["gcfg"].vocab_size).all()
+    np.testing.assert_array_equal(t1, t2)
+
+
+def test_importance_and_redundancy_stages(ws):
+    tmp = ws["tmp"]
+    a = ws["params"]["analysis"]
+    common = ["--params", *FILES, "--tokenizer-root", str(tmp / "tokenizer"), "--clips-dir", str(ws["clips"])]
+    assert _script("analysis_importance").main(
+        [*common, "--out", str(tmp / "reports/importance"), "--metrics", str(tmp / "m/imp.json")]) == 0
+    imp = pd.read_csv(tmp / "reports/importance/importance.csv")
+    assert len(imp) == a["importance"]["num_videos"] * ws["tok"].num_latents
+    assert (tmp / f"reports/importance/heatmap_token{a['importance']['heatmap_token']}.png").is_file()
+    assert _script("analysis_redundancy").main(
+        [*common, "--out", str(tmp / "reports/redundancy"), "--metrics", str(tmp / "m/red.json")]) == 0
+    red = pd.read_csv(tmp / "reports/redundancy/redundancy.csv")
+    assert sorted(red.tokenizer.unique()) == sorted(a["redundancy"]["tokenizers"])
+    for t in a["redundancy"]["tokenizers"]:
+        assert red[red.tokenizer == t]["level"].tolist() == a["redundancy"]["levels"]
+    gains = read_json(tmp / "m/red.json")
+    for t in a["redundancy"]["tokenizers"]:
+        c = red[red.tokenizer == t]
+        assert gains[f"{t}/gain_db"] == pytest.approx(c.psnr_mean.iloc[-1] - c.psnr_mean.iloc[0])
+
+
+def _claim_inputs(gfvd_gap: float, entropy_gap: float, area_gap: float, gain_gap: float):
+    """Seeds spread by J x scale around each mean, the same pattern in both groups: pooled std = scale exactly,
+    so Δ/σ = gap / scale."""
+    J = (-1.0, 0.0, 1.0)
+    runs = pd.DataFrame([{"variant": v, "seed": s, "psnr": 20 + 0.1 * J[s], "rfvd": 100 + J[s],
+                          "gfvd": 200 + (gfvd_gap if v == "no-prior" else 0) + 2 * J[s]}
+                         for v in ("larp", "no-prior") for s in range(3)])
+    skew = pd.DataFrame([{"label": lab, "seed": s, "n": n,
+                          "normalized_entropy": 0.9 + (entropy_gap if lab == "without" else 0) + 0.001 * J[s]}
+                         for lab in ("with", "without") for s in range(3) for n in (2, 3)])
+    dom = pd.DataFrame([{"label": lab, "seed": s, "area_norm": 0.5 + (area_gap if lab == "with" else 0) + 0.01 * J[s]}
+                        for lab in ("with", "without") for s in range(3)])
+    red = pd.DataFrame([{"tokenizer": t, "level": lv, "psnr_mean": 20 + (lv / 16) * (3 + (gain_gap if t == "h" else 0))}
+                        for t in ("h", "p") for lv in (1, 2, 4, 8, 16)])
+    return runs, skew, dom, red
+
+
+@pytest.mark.parametrize("effect", [True, False])
+def test_claims_follow_the_measured_differences(effect):
+    gap = 3.0 if effect else 1.0  # Δ/σ = 3 (beyond the margin of 2) or 1 (within seed noise)
+    claims = evaluate_claims(*_claim_inputs(2 * gap, 0.001 * gap, 0.01 * gap, gap - 2), reference="larp",
+                             no_prior="no-prior", with_label="with", without_label="without", margin=2.0,
+                             holistic="h", patchwise="p")
+    assert [c["held"] for c in claims] == [effect, True, effect, effect, effect]
+
+
+def test_claims_without_seed_spread_are_undecided():
+    runs, skew, dom, red = _claim_inputs(50, 0.05, 0.2, 1)
+    one = runs[runs.seed == 0]
+    claims = evaluate_claims(one, skew, dom, red, reference="larp", no_prior="no-prior", with_label="with",
+                             without_label="without", margin=2.0, holistic="h", patchwise="p")
+    assert claims[0]["held"] is None and claims[1]["held"] is None
+
+
+def test_make_claims_writes_a_row_per_claim(ws, tmp_path):
+    runs, skew, dom, red = _claim_inputs(50, 0.05, 0.2, 1)
+    params = ws["params"]
+    labels = list(params["analysis"]["ngrams"]["compare"])
+    skew["label"] = skew.label.map({"with": labels[0], "without": labels[1]})
+    dom["label"] = dom.label.map({"with": labels[0], "without": labels[1]})
+    red["tokenizer"] = red.tokenizer.map(dict(zip("hp", params["analysis"]["redundancy"]["tokenizers"])))
+    (tmp_path / "ng").mkdir()
+    (tmp_path / "red").mkdir()
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    skew.to_csv(tmp_path / "ng/skew.csv", index=False)
+    dom.to_csv(tmp_path / "ng/dominance.csv", index=False)
+    red.to_csv(tmp_path / "red/redundancy.csv", index=False)
+    rc = _script("make_claims").main(["--params", *FILES, "--table2-runs", str(tmp_path / "runs.csv"),
+                                      "--ngrams", str(tmp_path / "ng"), "--redundancy", str(tmp_path / "red"),
+                                      "--md", str(tmp_path / "claims.md")])
+    assert rc == 0
+    text = (tmp_path / "claims.md").read_text()
+    assert text.count("**held**") == 5 and "did not hold" not in text

@@ -1,0 +1,112 @@
+"""Stage 7: latent-space analyses (paper App. B.2-B.4) and the claims report (issue 6)."""
+
+ANALYSIS = config["analysis"]
+NGRAM_RUNS = [r for runs in ngram_runs(config).values() for r in runs]
+VAL_CLIPS = lambda variant: f"results/clips/{variant_section(config, 'tokenizer', 'tokenizers', variant)['val_dataset']}"
+
+
+rule analysis_ngrams:
+    input:
+        generators=expand("results/generator/{run}", run=NGRAM_RUNS),
+    output:
+        report=directory("reports/analysis/ngrams"),
+        metrics="results/metrics/analysis/ngrams.json",
+    params:
+        files=PARAMS,
+        analysis=json.dumps(ANALYSIS["ngrams"], sort_keys=True),
+        table2=section("table2"),
+        generator=section("generator"),
+        run=section("run"),
+    log:
+        "logs/analysis/ngrams.log",
+    benchmark:
+        "logs/benchmarks/analysis_ngrams.tsv"
+    threads: HALF
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/analysis_ngrams.py --params {params.files} --generator-root results/generator "
+        "--out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
+
+
+rule analysis_importance:
+    input:
+        tokenizer=f"results/tokenizer/{ANALYSIS['importance']['tokenizer']}",
+        clips=VAL_CLIPS(ANALYSIS["importance"]["tokenizer"]),
+    output:
+        report=directory("reports/analysis/importance"),
+        metrics="results/metrics/analysis/importance.json",
+    params:
+        files=PARAMS,
+        analysis=json.dumps(ANALYSIS["importance"], sort_keys=True),
+        run=section("run"),
+    log:
+        "logs/analysis/importance.log",
+    benchmark:
+        "logs/benchmarks/analysis_importance.tsv"
+    threads: HALF
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/analysis_importance.py --params {params.files} --tokenizer-root results/tokenizer "
+        "--clips-dir results/clips --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
+
+
+rule analysis_redundancy:
+    input:
+        tokenizers=expand("results/tokenizer/{tok}", tok=ANALYSIS["redundancy"]["tokenizers"]),
+        clips=sorted({VAL_CLIPS(t) for t in ANALYSIS["redundancy"]["tokenizers"]}),
+    output:
+        report=directory("reports/analysis/redundancy"),
+        metrics="results/metrics/analysis/redundancy.json",
+    params:
+        files=PARAMS,
+        analysis=json.dumps(ANALYSIS["redundancy"], sort_keys=True),
+        run=section("run"),
+    log:
+        "logs/analysis/redundancy.log",
+    benchmark:
+        "logs/benchmarks/analysis_redundancy.tsv"
+    threads: HALF
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=GPU,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/analysis_redundancy.py --params {params.files} --tokenizer-root results/tokenizer "
+        "--clips-dir results/clips --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
+
+
+rule make_claims:
+    input:
+        runs="reports/table2_runs.csv",
+        ngrams="reports/analysis/ngrams",
+        redundancy="reports/analysis/redundancy",
+    output:
+        "reports/claims.md",
+    params:
+        files=PARAMS,
+        analysis=json.dumps(ANALYSIS["claims"], sort_keys=True),
+    log:
+        "logs/make_claims/claims.log",
+    benchmark:
+        "logs/benchmarks/make_claims.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/make_claims.py --params {params.files} --table2-runs {input.runs} "
+        "--ngrams {input.ngrams} --redundancy {input.redundancy} --md {output} --threads {threads} > {log} 2>&1"
