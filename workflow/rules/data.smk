@@ -9,6 +9,8 @@ rule make_synthetic:
         synthetic=section("synthetic"),
     log:
         "logs/make_synthetic/synthetic.log",
+    benchmark:
+        "logs/benchmarks/make_synthetic.tsv"
     threads: CORES
     resources:
         mem_mb=2000,
@@ -31,6 +33,8 @@ rule extract_clips:
         dataset=lambda wc: json.dumps(config["datasets"][wc.dataset], sort_keys=True),
     log:
         "logs/extract_clips/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/extract_clips/{dataset}.tsv"
     threads: CORES
     resources:
         mem_mb=4000,

@@ -22,6 +22,8 @@ rule train_detector:
         run=section("run"),
     log:
         "logs/train_detector/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/train_detector/{dataset}.tsv"
     threads: HALF
     resources:
         mem_mb=3000,
@@ -50,6 +52,8 @@ rule evaluate_tokenizer:
         run=section("run"),
     log:
         "logs/evaluate_tokenizer/{tok}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_tokenizer/{tok}.tsv"
     threads: HALF
     resources:
         mem_mb=4000,
@@ -80,6 +84,8 @@ rule evaluate_generator:
         run=section("run"),
     log:
         "logs/evaluate_generator/{gen}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_generator/{gen}.tsv"
     threads: HALF
     resources:
         mem_mb=4000,
@@ -106,6 +112,8 @@ rule make_table1:
         generators=section("generators"),
     log:
         "logs/make_table1/table1.log",
+    benchmark:
+        "logs/benchmarks/make_table1.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -130,6 +138,8 @@ rule make_table2:
         table2=section("table2"),
     log:
         "logs/make_table2/table2.log",
+    benchmark:
+        "logs/benchmarks/make_table2.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -24,6 +24,8 @@ rule train_generator:
         run=section("run"),
     log:
         "logs/train_generator/{gen}.log",
+    benchmark:
+        "logs/benchmarks/train_generator/{gen}.tsv"
     threads: HALF
     resources:
         mem_mb=6000,
@@ -54,6 +56,8 @@ rule sample_videos:
         run=section("run"),
     log:
         "logs/sample_videos/{gen}.log",
+    benchmark:
+        "logs/benchmarks/sample_videos/{gen}.tsv"
     threads: HALF
     resources:
         mem_mb=6000,

@@ -15,6 +15,8 @@ rule train_tokenizer:
         run=section("run"),
     log:
         "logs/train_tokenizer/{tok}.log",
+    benchmark:
+        "logs/benchmarks/train_tokenizer/{tok}.tsv"
     threads: HALF
     resources:
         mem_mb=6000,
@@ -42,6 +44,8 @@ rule encode_tokens:
         datasets=section("datasets"),
     log:
         "logs/encode_tokens/{tok}.log",
+    benchmark:
+        "logs/benchmarks/encode_tokens/{tok}.tsv"
     threads: HALF
     resources:
         mem_mb=4000,
