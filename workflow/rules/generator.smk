@@ -22,6 +22,11 @@ rule train_generator:
         files=PARAMS,
         generator=lambda wc: json.dumps(GENERATOR_TRAIN_CFG[wc.gen], sort_keys=True),
         run=section("run"),
+        # python, or torchrun with one process per GPU (see tokenizer.smk)
+        launch=lambda wc, resources: (
+            f"torchrun --standalone --nproc-per-node={resources.gpu}" if resources.get("gpu", 0) > 1 else "python"
+        ),
+        process_threads=lambda wc, threads, resources: max(1, threads // max(1, resources.get("gpu", 0))),
     log:
         "logs/train_generator/{gen}.log",
     benchmark:
@@ -34,9 +39,9 @@ rule train_generator:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/train_generator.py --params {params.files} --variant {wildcards.gen} --tokens-dir results/tokens "
-        "--work work/train_generator/{wildcards.gen} --out {output.model} --metrics {output.metrics} "
-        "--threads {threads} > {log} 2>&1"
+        "{params.launch} workflow/scripts/train_generator.py --params {params.files} --variant {wildcards.gen} "
+        "--tokens-dir results/tokens --work work/train_generator/{wildcards.gen} --out {output.model} "
+        "--metrics {output.metrics} --threads {params.process_threads} > {log} 2>&1"
 
 
 rule sample_videos:
