@@ -22,7 +22,7 @@ import torch
 
 from ..config import variant_section
 from ..data.clips import ClipStore, to_float_video
-from ..io import atomic_dir, atomic_file, read_json, write_json
+from ..io import atomic_dir, atomic_file, write_json
 from ..runtime import resolve_device
 from ..sweeps import SWEEP, run_name
 from ..tracking import tracker_for
