@@ -110,7 +110,7 @@ def _claim_inputs(gfvd_gap: float, entropy_gap: float, area_gap: float, gain_gap
     """Seeds spread by J x scale around each mean, the same pattern in both groups: pooled std = scale exactly,
     so Δ/σ = gap / scale."""
     J = (-1.0, 0.0, 1.0)
-    runs = pd.DataFrame([{"variant": v, "seed": s, "psnr": 20 + 0.1 * J[s], "rfvd": 100 + J[s],
+    runs = pd.DataFrame([{"variant": v, "seed": s, "run": f"table2-{v}-s{s}", "psnr": 20 + 0.1 * J[s], "rfvd": 100 + J[s],
                           "gfvd": 200 + (gfvd_gap if v == "no-prior" else 0) + 2 * J[s]}
                          for v in ("larp", "no-prior") for s in range(3)])
     skew = pd.DataFrame([{"label": lab, "seed": s, "n": n,
@@ -159,3 +159,13 @@ def test_make_claims_writes_a_row_per_claim(ws, tmp_path):
     assert rc == 0
     text = (tmp_path / "claims.md").read_text()
     assert text.count("**held**") == 5 and "did not hold" not in text
+    assert "Pearson r =" in text  # the diagnosis section relates gFVD to rFVD
+
+
+def test_generation_bound_reports_the_rfvd_gfvd_correlation():
+    from larp.analysis.stage import generation_bound
+
+    runs = pd.DataFrame({"run": list("abcd"), "rfvd": [100.0, 200.0, 300.0, 400.0], "gfvd": [110.0, 210.0, 310.0, 410.0],
+                         "psnr": [22.0, 21.0, 20.0, 19.0]})
+    text = "\n".join(generation_bound(runs))
+    assert "Pearson r = 1.000" in text and "gFVD − rFVD = 10.0 ± 0.0" in text and "PSNR vs gFVD: Pearson r = -1.000" in text
