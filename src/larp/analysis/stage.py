@@ -276,7 +276,8 @@ def generation_bound(runs: pd.DataFrame) -> list[str]:
     corr = float(np.corrcoef(r.rfvd, r.gfvd)[0, 1])
     gap = r.gfvd - r.rfvd
     return [f"- Over {len(r)} runs, gFVD follows rFVD: Pearson r = {corr:.3f}; gFVD − rFVD = {gap.mean():.1f} ± "
-            f"{gap.std(ddof=1):.1f} (mean ± sample std), against an rFVD spread of {r.rfvd.min():.1f}-{r.rfvd.max():.1f}.",
+            f"{gap.std(ddof=1):.1f} (mean ± sample std), against an rFVD spread of "
+            f"{r.rfvd.min():.1f}-{r.rfvd.max():.1f}.",
             f"- PSNR vs gFVD: Pearson r = {float(np.corrcoef(r.psnr, r.gfvd)[0, 1]):.3f}."
             if r.psnr.notna().all() and r.psnr.std() > 0 else "- PSNR not available for every run.",
             "- r near 1 with a small gap means each generator reaches its tokenizer's reconstruction floor: the rows "
@@ -304,11 +305,12 @@ def run_claims(params: Mapping[str, Any], *, table2_runs: str | os.PathLike, ngr
     lines += ["", "## Diagnosis", "", *generation_bound(pd.read_csv(table2_runs)), ""]
     with atomic_file(out_md) as tmp:
         Path(tmp).write_text("\n".join(lines))
-    with tracker_for(params, stage="make_claims", variant="sweep", study="analysis", resolved={"claims": a["claims"]}) as t:
+    with tracker_for(params, stage="make_claims", variant="sweep", study="analysis",
+                     resolved={"claims": a["claims"]}) as t:
         t.log_metrics({f"claim{i}_held": float(c["held"]) for i, c in enumerate(claims, 1) if c["held"] is not None})
         t.log_artifact(out_md)
     return claims
 
 
-__all__ = ["evaluate_claims", "generation_bound", "ngram_runs", "run_claims", "run_importance", "run_ngrams", "run_redundancy",
-           "sample_sequences"]
+__all__ = ["evaluate_claims", "generation_bound", "ngram_runs", "run_claims", "run_importance", "run_ngrams",
+           "run_redundancy", "sample_sequences"]
