@@ -31,6 +31,8 @@ SHARED_ARGS: dict[str, tuple[str, str | None]] = {
     "dataset": ("--dataset", "a key of `datasets` in params"),
     "tokenizer": ("--tokenizer", "train_tokenizer output folder"),
     "generator": ("--generator", "train_generator output folder"),
+    "tokenizer-dir": ("--tokenizer-dir", "folder holding results/tokenizer/<tokenizer variant>"),
+    "generator-dir": ("--generator-dir", "folder holding results/generator/<generator variant or run>"),
     "clips-dir": ("--clips-dir", "folder holding results/clips/<dataset>"),
     "detector-dir": ("--detector-dir", "folder holding results/detector/<dataset>"),
     "cache-dir": ("--cache-dir", "real-statistics cache (outside declared outputs)"),

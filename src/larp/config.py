@@ -172,17 +172,19 @@ def _analysis_checks(params: Mapping[str, Any]) -> list[str]:
         return []
     out = []
     variants, declared = sw.get("variants") or {}, sorted(params.get("tokenizers") or {})
-    named = [(f"analysis.ngrams.compare.{k}", v) for k, v in (a["ngrams"].get("compare") or {}).items()]
-    named.append(("analysis.claims.no_prior_variant", a["claims"].get("no_prior_variant")))
+    ngrams, claims, importance, redundancy = (a.get(k) or {} for k in ("ngrams", "claims", "importance", "redundancy"))
+    named = [(f"analysis.ngrams.compare.{k}", v) for k, v in (ngrams.get("compare") or {}).items()]
+    named += [("analysis.claims.no_prior_variant", claims["no_prior_variant"])] if "no_prior_variant" in claims else []
     for where, v in named:
         if v not in variants:
             out.append(f"{where} = {v!r} is not a trained {SWEEP} variant; expected one of {sorted(variants)}")
-    for where, v in [("analysis.importance.tokenizer", a["importance"].get("tokenizer"))] + [
-            ("analysis.redundancy.tokenizers", t) for t in a["redundancy"].get("tokenizers") or []]:
+    analysed = [("analysis.importance.tokenizer", importance["tokenizer"])] if "tokenizer" in importance else []
+    analysed += [("analysis.redundancy.tokenizers", t) for t in redundancy.get("tokenizers") or []]
+    for where, v in analysed:
         if v not in declared:
             out.append(f"{where}: {v!r} is not a declared tokenizer variant; expected one of {declared}")
     frames = (params.get("clips") or {}).get("frames")
-    for level in a["redundancy"].get("levels") or []:
+    for level in redundancy.get("levels") or []:
         if isinstance(frames, int) and isinstance(level, int) and frames % level:
             out.append(f"analysis.redundancy.levels: {level} does not divide clips.frames = {frames}")
     return out

@@ -55,7 +55,7 @@ def test_ngrams_stage_samples_every_seed_of_both_generators(ws):
     tmp, params = ws["tmp"], ws["params"]
     a, seeds = params["analysis"]["ngrams"], params["table2"]["seeds"]
     out = tmp / "reports/ngrams"
-    rc = _script("analysis_ngrams").main(["--params", *FILES, "--generator-root", str(tmp / "generator"),
+    rc = _script("analysis_ngrams").main(["--params", *FILES, "--generator-dir", str(tmp / "generator"),
                                           "--out", str(out), "--metrics", str(tmp / "m/ngrams.json")])
     assert rc == 0
     skew = pd.read_csv(out / "skew.csv")
@@ -88,7 +88,7 @@ def test_sampled_sequences_are_uniform_over_classes_and_seeded(ws):
 def test_importance_and_redundancy_stages(ws):
     tmp = ws["tmp"]
     a = ws["params"]["analysis"]
-    common = ["--params", *FILES, "--tokenizer-root", str(tmp / "tokenizer"), "--clips-dir", str(ws["clips"])]
+    common = ["--params", *FILES, "--tokenizer-dir", str(tmp / "tokenizer"), "--clips-dir", str(ws["clips"])]
     assert _script("analysis_importance").main(
         [*common, "--out", str(tmp / "reports/importance"), "--metrics", str(tmp / "m/imp.json")]) == 0
     imp = pd.read_csv(tmp / "reports/importance/importance.csv")

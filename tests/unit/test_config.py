@@ -35,6 +35,12 @@ def params():
     (lambda p: p["tokenizers"].__setitem__("x", {"model.foo": 1}), "tokenizers.x: after its overrides"),
     (lambda p: p["tokenizers"].__setitem__("y", {"steps": 0}), "tokenizer.steps: 0 is less than the minimum of 1"),
     (lambda p: p.pop("clips"), "'clips' is a required property"),
+    (lambda p: p["analysis"]["ngrams"]["compare"].__setitem__("without-prior", "nope"),
+     "analysis.ngrams.compare.without-prior = 'nope' is not a trained table2 variant"),
+    (lambda p: p["analysis"]["redundancy"].__setitem__("tokenizers", ["larp", "omni"]),
+     "analysis.redundancy.tokenizers: 'omni' is not a declared tokenizer variant"),
+    (lambda p: p["analysis"]["redundancy"].__setitem__("levels", [1, 3]),
+     "analysis.redundancy.levels: 3 does not divide clips.frames = 16"),
 ])
 def test_invalid_values_are_named(params, mutate, expected):
     bad = copy.deepcopy(params)

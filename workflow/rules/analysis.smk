@@ -2,7 +2,7 @@
 
 ANALYSIS = config["analysis"]
 NGRAM_RUNS = [r for runs in ngram_runs(config).values() for r in runs]
-VAL_CLIPS = lambda variant: f"results/clips/{variant_section(config, 'tokenizer', 'tokenizers', variant)['val_dataset']}"
+VAL_CLIPS = lambda variant: f"results/clips/{TOKENIZER_CFG[variant]['val_dataset']}"  # TOKENIZER_CFG: evaluate.smk
 
 
 rule analysis_ngrams:
@@ -29,7 +29,7 @@ rule analysis_ngrams:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_ngrams.py --params {params.files} --generator-root results/generator "
+        "python workflow/scripts/analysis_ngrams.py --params {params.files} --generator-dir results/generator "
         "--out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 
@@ -56,7 +56,7 @@ rule analysis_importance:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_importance.py --params {params.files} --tokenizer-root results/tokenizer "
+        "python workflow/scripts/analysis_importance.py --params {params.files} --tokenizer-dir results/tokenizer "
         "--clips-dir results/clips --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 
@@ -83,7 +83,7 @@ rule analysis_redundancy:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_redundancy.py --params {params.files} --tokenizer-root results/tokenizer "
+        "python workflow/scripts/analysis_redundancy.py --params {params.files} --tokenizer-dir results/tokenizer "
         "--clips-dir results/clips --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 

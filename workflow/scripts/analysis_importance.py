@@ -1,10 +1,10 @@
 """Stage analysis_importance: PSNR drop per replaced token and one token's per-pixel heatmap (App. B.3, Fig. 10-11).
 
-Inputs:  --tokenizer-root DIR (results/tokenizer; the variant is analysis.importance.tokenizer), --clips-dir DIR.
+Inputs:  --tokenizer-dir DIR (results/tokenizer; the variant is analysis.importance.tokenizer), --clips-dir DIR.
 Outputs: --out DIR (reports/analysis/importance: importance.{csv,png}, heatmap_token<i>.png, metrics.json),
          --metrics FILE.
 Tiny run: python workflow/scripts/analysis_importance.py --params params.yaml tests/fixtures/params.tiny.yaml \
-    --tokenizer-root results/tokenizer --clips-dir results/clips --out reports/analysis/importance \
+    --tokenizer-dir results/tokenizer --clips-dir results/clips --out reports/analysis/importance \
     --metrics results/metrics/analysis/importance.json
 """
 
@@ -15,14 +15,12 @@ from larp.analysis.stage import run_importance
 
 
 def build():
-    p = cli.parser(__doc__, "clips-dir", "out", "metrics")
-    p.add_argument("--tokenizer-root", required=True, help="folder holding results/tokenizer/<variant>")
-    return p
+    return cli.parser(__doc__, "clips-dir", "tokenizer-dir", "out", "metrics")
 
 
 def main(argv=None) -> int:
     return cli.run(argv, build, lambda a, params: run_importance(
-        params, tokenizer_root=a.tokenizer_root, clips_dir=a.clips_dir, out_dir=a.out, metrics_path=a.metrics))
+        params, tokenizer_dir=a.tokenizer_dir, clips_dir=a.clips_dir, out_dir=a.out, metrics_path=a.metrics))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Stage analysis_redundancy: reconstruction PSNR against temporal repetition level (App. B.2, Fig. 8).
 
 Scores the two tokenizers of analysis.redundancy.tokenizers (holistic first, patchwise second) on repeated clips.
-Inputs:  --tokenizer-root DIR (results/tokenizer), --clips-dir DIR.
+Inputs:  --tokenizer-dir DIR (results/tokenizer), --clips-dir DIR.
 Outputs: --out DIR (reports/analysis/redundancy: redundancy.{csv,png}), --metrics FILE (PSNR gain per tokenizer).
 Tiny run: python workflow/scripts/analysis_redundancy.py --params params.yaml tests/fixtures/params.tiny.yaml \
-    --tokenizer-root results/tokenizer --clips-dir results/clips --out reports/analysis/redundancy \
+    --tokenizer-dir results/tokenizer --clips-dir results/clips --out reports/analysis/redundancy \
     --metrics results/metrics/analysis/redundancy.json
 """
 
@@ -15,14 +15,12 @@ from larp.analysis.stage import run_redundancy
 
 
 def build():
-    p = cli.parser(__doc__, "clips-dir", "out", "metrics")
-    p.add_argument("--tokenizer-root", required=True, help="folder holding results/tokenizer/<variant>")
-    return p
+    return cli.parser(__doc__, "clips-dir", "tokenizer-dir", "out", "metrics")
 
 
 def main(argv=None) -> int:
     return cli.run(argv, build, lambda a, params: run_redundancy(
-        params, tokenizer_root=a.tokenizer_root, clips_dir=a.clips_dir, out_dir=a.out, metrics_path=a.metrics))
+        params, tokenizer_dir=a.tokenizer_dir, clips_dir=a.clips_dir, out_dir=a.out, metrics_path=a.metrics))
 
 
 if __name__ == "__main__":

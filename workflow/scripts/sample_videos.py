@@ -18,9 +18,8 @@ from larp.generator.stage import run_sample_videos
 
 
 def build():
-    p = cli.parser(__doc__, "generator-variant", "generator", "clips-dir", "out", "metrics", "report")
-    p.add_argument("--tokenizer-dir", required=True, help="folder holding results/tokenizer/<tokenizer variant>")
-    return p
+    return cli.parser(__doc__, "generator-variant", "generator", "tokenizer-dir", "clips-dir", "out", "metrics",
+                      "report")
 
 
 def main(argv=None) -> int:

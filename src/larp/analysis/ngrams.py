@@ -204,8 +204,9 @@ def dominance_area(df: pd.DataFrame, num_ngrams_norm: int | None = None) -> dict
     output of :func:`class_dominance`). With C classes an n-gram spread uniformly over the classes scores
     1/C (the minimum possible), so a prior-free latent space gives about num_ngrams / C; an n-gram seen in
     one class only scores 1. The 1/C floor is reached only when n(b) >> C: with few occurrences the largest
-    class share is high by chance (n(b) = 3 scores at least 1/3), hence Eq. 10's threshold. With ``num_ngrams_norm`` (e.g. the larger of two curves' lengths, to compare
-    them on one x range) the result also has ``area_norm`` = area / num_ngrams_norm.
+    class share is high by chance (n(b) = 3 scores at least 1/3), hence Eq. 10's threshold. With
+    ``num_ngrams_norm`` (e.g. the larger of two curves' lengths, to compare them on one x range) the result also has
+    ``area_norm`` = area / num_ngrams_norm.
     """
     if "score" not in df.columns:
         raise ValueError(f"expected a DataFrame with a 'score' column but found columns {list(df.columns)}")

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from ..config import variant_section
-from ..data.clips import ClipStore, to_float_video
+from ..data.clips import ClipStore, rfvd_windows, to_float_video
 from ..io import atomic_dir, atomic_file, write_json
 from ..runtime import resolve_device
 from ..sweeps import SWEEP, run_name
@@ -29,8 +29,17 @@ from ..tracking import tracker_for
 from . import plots
 from .importance import redundancy_curve, token_heatmap, token_importance
 from .ngrams import class_dominance, dominance_area, frequency_histogram, ngram_counts, skew_summary
+from .table2 import pooled_delta
 
 SECTION = "analysis"
+
+
+def _publish(tracker, out_dir: str | os.PathLike, metrics_path: str | os.PathLike, metrics: dict[str, Any]) -> None:
+    """After a report folder is published: write the DVC metrics file and log metrics and every report file."""
+    write_json(metrics_path, metrics)
+    tracker.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    for f in sorted(Path(out_dir).iterdir()):
+        tracker.log_artifact(f)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -62,7 +71,7 @@ def ngram_runs(params: Mapping[str, Any]) -> dict[str, list[str]]:
     return {label: [run_name(v, s) for s in seeds] for label, v in params[SECTION]["ngrams"]["compare"].items()}
 
 
-def run_ngrams(params: Mapping[str, Any], *, generator_root: str | os.PathLike, out_dir: str | os.PathLike,
+def run_ngrams(params: Mapping[str, Any], *, generator_dir: str | os.PathLike, out_dir: str | os.PathLike,
                metrics_path: str | os.PathLike) -> dict[str, Any]:
     """Sample, count, summarise and plot (see module docstring); one row per (label, seed, n) in skew.csv and per
     (label, seed) in dominance.csv; histograms and dominance curves of the first seed are plotted."""
@@ -70,11 +79,11 @@ def run_ngrams(params: Mapping[str, Any], *, generator_root: str | os.PathLike, 
 
     a = params[SECTION]["ngrams"]
     device = resolve_device(params["run"]["device"])
-    runs = ngram_runs(params)
-    skew_rows, dom_rows, hists, curves = [], [], {n: {} for n in a["orders"]}, {}
+    runs, seeds = ngram_runs(params), params[SWEEP]["seeds"]
+    skew_rows, doms, hists, curves = [], [], {n: {} for n in a["orders"]}, {}
     for label, names in runs.items():
-        for seed, name in zip(params[SWEEP]["seeds"], names):
-            model, meta = load_generator(Path(generator_root) / name, device=device)
+        for seed, name in zip(seeds, names):
+            model, _ = load_generator(Path(generator_dir) / name, device=device)
             section = variant_section(params, "generator", "generators", name)
             tokens, labels = sample_sequences(model, a["num_sequences"], sampling=section["sampling"],
                                               batch_size=a["batch_size"], seed=a["seed"], device=device)
@@ -83,15 +92,15 @@ def run_ngrams(params: Mapping[str, Any], *, generator_root: str | os.PathLike, 
                 counts = ngram_counts(tokens, n, vocab_size=vocab)
                 skew_rows.append({"label": label, "run": name, "seed": seed, "n": n,
                                   **skew_summary(counts, vocab, n)})
-                if seed == params[SWEEP]["seeds"][0]:
+                if seed == seeds[0]:  # figures show the first seed
                     hists[n][label] = frequency_histogram(counts)
-            dom = class_dominance(tokens, labels, vocab, a["dominance_threshold"], n=2)
-            dom_rows.append({"label": label, "run": name, "seed": seed, **dominance_area(dom)})
-            if seed == params[SWEEP]["seeds"][0]:
-                curves[label] = dom
-    skew, dominance = pd.DataFrame(skew_rows), pd.DataFrame(dom_rows)
-    norm = int(dominance.num_ngrams.max()) if len(dominance) and dominance.num_ngrams.max() > 0 else 1
-    dominance["area_norm"] = dominance.area / norm  # one x range for every curve, as Fig. 15 compares them
+            doms.append(({"label": label, "run": name, "seed": seed},
+                         class_dominance(tokens, labels, vocab, a["dominance_threshold"], n=2)))
+            if seed == seeds[0]:  # figures show the first seed
+                curves[label] = doms[-1][1]
+    norm = max([len(d) for _, d in doms] + [1])  # one x range for every curve, as Fig. 15 compares them
+    skew = pd.DataFrame(skew_rows)
+    dominance = pd.DataFrame([{**key, **dominance_area(d, norm)} for key, d in doms])
     with tracker_for(params, stage="analysis_ngrams", variant="sweep", study="analysis",
                      resolved={"ngrams": dict(a), "runs": runs}) as tracker:
         with atomic_dir(out_dir) as tmp:
@@ -109,10 +118,7 @@ def run_ngrams(params: Mapping[str, Any], *, generator_root: str | os.PathLike, 
                    for k in ("normalized_entropy", "gini", "top1pct_share")}
         metrics |= {f"{r.label}/dominance_area_norm": float(r.area_norm)
                     for r in dominance.groupby("label", as_index=False).mean(numeric_only=True).itertuples()}
-        write_json(metrics_path, metrics)
-        tracker.log_metrics(metrics)
-        for f in sorted(Path(out_dir).iterdir()):
-            tracker.log_artifact(f)
+        _publish(tracker, out_dir, metrics_path, metrics)
     return metrics
 
 
@@ -122,20 +128,20 @@ def run_ngrams(params: Mapping[str, Any], *, generator_root: str | os.PathLike, 
 
 def _test_videos(params: Mapping[str, Any], tokenizer_variant: str, clips_dir: str | os.PathLike, num: int,
                  frames: int) -> torch.Tensor:
-    """``num`` test clips of the tokenizer's validation dataset, evenly spaced over the videos (first window)."""
+    """The first ``num`` validation windows of the tokenizer's ``val_dataset`` test split: one seeded window per video
+    (``rfvd_windows`` with ``clips.rfvd_seed``), as train_tokenizer picks its validation clips."""
     dataset = variant_section(params, "tokenizer", "tokenizers", tokenizer_variant)["val_dataset"]
     store = ClipStore(Path(clips_dir) / dataset, "test")
-    picks = np.linspace(0, len(store) - 1, num=min(num, len(store))).round().astype(int)
-    return to_float_video(store.read_many([(int(v), 0) for v in picks], frames))
+    return to_float_video(store.read_many(rfvd_windows(store, frames, params["clips"]["rfvd_seed"])[:num], frames))
 
 
-def run_importance(params: Mapping[str, Any], *, tokenizer_root: str | os.PathLike, clips_dir: str | os.PathLike,
+def run_importance(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLike, clips_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
     from ..tokenizer.stage import load_tokenizer
 
     a = params[SECTION]["importance"]
     device = resolve_device(params["run"]["device"])
-    tok, _ = load_tokenizer(Path(tokenizer_root) / a["tokenizer"], device=device)
+    tok, _ = load_tokenizer(Path(tokenizer_dir) / a["tokenizer"], device=device)
     videos = _test_videos(params, a["tokenizer"], clips_dir, a["num_videos"], tok.cfg.frames)
     drops = token_importance(tok, videos, torch.Generator().manual_seed(a["seed"]))  # (V, n)
     heat = token_heatmap(tok, videos, index=a["heatmap_token"])
@@ -155,15 +161,17 @@ def run_importance(params: Mapping[str, Any], *, tokenizer_root: str | os.PathLi
                 tmp / "importance.csv", index=False)
             plots.plot_importance(drops, tmp / "importance.png")
             plots.plot_heatmaps(heat, tmp / f"heatmap_token{a['heatmap_token']}.png")
-            write_json(tmp / "metrics.json", metrics)
-        write_json(metrics_path, metrics)
-        tracker.log_metrics({k: v for k, v in metrics.items() if v is not None})
-        for f in sorted(Path(out_dir).iterdir()):
-            tracker.log_artifact(f)
+        _publish(tracker, out_dir, metrics_path, metrics)
     return metrics
 
 
-def run_redundancy(params: Mapping[str, Any], *, tokenizer_root: str | os.PathLike, clips_dir: str | os.PathLike,
+def redundancy_gain(curve: pd.DataFrame) -> float:
+    """PSNR at the highest repetition level minus PSNR at the lowest, of one :func:`redundancy_curve`."""
+    c = curve.sort_values("level")
+    return float(c.psnr_mean.iloc[-1] - c.psnr_mean.iloc[0])
+
+
+def run_redundancy(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLike, clips_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
     from ..tokenizer.stage import load_tokenizer
 
@@ -171,34 +179,26 @@ def run_redundancy(params: Mapping[str, Any], *, tokenizer_root: str | os.PathLi
     device = resolve_device(params["run"]["device"])
     curves = {}
     for variant in a["tokenizers"]:
-        tok, _ = load_tokenizer(Path(tokenizer_root) / variant, device=device)
+        tok, _ = load_tokenizer(Path(tokenizer_dir) / variant, device=device)
         videos = _test_videos(params, variant, clips_dir, a["num_videos"], tok.cfg.frames)
         curves[variant] = redundancy_curve(tok, videos, levels=a["levels"])
     table = pd.concat(curves, names=["tokenizer"]).reset_index(level=0)
-    first, last = a["levels"][0], a["levels"][-1]
-    metrics = {f"{k}/gain_db": float(c.psnr_mean[c.level == last].iloc[0] - c.psnr_mean[c.level == first].iloc[0])
-               for k, c in curves.items()}
+    metrics = {f"{k}/gain_db": redundancy_gain(c) for k, c in curves.items()}
     with tracker_for(params, stage="analysis_redundancy", variant="+".join(a["tokenizers"]), study="analysis",
                      resolved={"redundancy": dict(a)}) as tracker:
         with atomic_dir(out_dir) as tmp:
             table.to_csv(tmp / "redundancy.csv", index=False)
             plots.plot_redundancy(curves, tmp / "redundancy.png")
-        write_json(metrics_path, metrics)
-        tracker.log_metrics(metrics)
-        for f in sorted(Path(out_dir).iterdir()):
-            tracker.log_artifact(f)
+        _publish(tracker, out_dir, metrics_path, metrics)
     return metrics
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The claims report
 
-def _two_sample(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """(mean a - mean b, pooled sample std, difference / pooled std; NaN where undefined)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    diff = float(a.mean() - b.mean())
-    pooled = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)) if len(a) > 1 and len(b) > 1 else float("nan")
-    return diff, pooled, diff / pooled if np.isfinite(pooled) and pooled > 0 else float("nan")
+def _beyond(z: float, margin: float) -> bool | None:
+    """Δ/σ at least ``margin`` in the claimed direction; None when undefined (no seed spread)."""
+    return None if not np.isfinite(z) else bool(z >= margin)
 
 
 def _verdict(held: bool | None) -> str:
@@ -215,15 +215,15 @@ def evaluate_claims(runs: pd.DataFrame, skew: pd.DataFrame, dominance: pd.DataFr
     out = []
     ref, nop = runs[runs.variant == reference], runs[runs.variant == no_prior]
 
-    d, s, z = _two_sample(nop.gfvd, ref.gfvd)  # positive: no-prior worse
+    d, s, z = pooled_delta(nop.gfvd, ref.gfvd)  # positive: no-prior worse
     out.append({"claim": "The AR prior improves generation (gFVD) beyond seed spread",
                 "paper": "Table 2: gFVD 107 with the prior vs 190 without",
                 "measured": f"gFVD {ref.gfvd.mean():.1f} with vs {nop.gfvd.mean():.1f} without "
                             f"(Δ = {d:+.1f}, pooled std {s:.1f}, Δ/σ = {z:+.2f})",
-                "held": None if not np.isfinite(z) else bool(z >= margin)})
+                "held": _beyond(z, margin)})
 
-    d, s, z = _two_sample(nop.psnr, ref.psnr)
-    dr, sr, zr = _two_sample(ref.rfvd, nop.rfvd)  # positive: no-prior better rFVD
+    z = pooled_delta(nop.psnr, ref.psnr)[2]
+    zr = pooled_delta(ref.rfvd, nop.rfvd)[2]  # positive: no-prior better rFVD
     held = None if not (np.isfinite(z) and np.isfinite(zr)) else bool(z > -margin and zr > -margin)
     out.append({"claim": "The tokenizer without the prior reconstructs at least as well",
                 "paper": "Table 2: PSNR 27.95 vs 27.88, rFVD 23 vs 31 (no prior vs LARP-B)",
@@ -236,9 +236,9 @@ def evaluate_claims(runs: pd.DataFrame, skew: pd.DataFrame, dominance: pd.DataFr
     for n in sorted(skew.n.unique()):
         w = skew[(skew.label == with_label) & (skew.n == n)].normalized_entropy
         wo = skew[(skew.label == without_label) & (skew.n == n)].normalized_entropy
-        d, s, z = _two_sample(wo, w)  # positive: with-prior lower entropy = more skewed
+        z = pooled_delta(wo, w)[2]  # positive: with-prior lower entropy = more skewed
         parts.append(f"{n}-grams: normalised entropy {w.mean():.4f} with vs {wo.mean():.4f} without (Δ/σ = {z:+.2f})")
-        helds.append(None if not np.isfinite(z) else bool(z >= margin))
+        helds.append(_beyond(z, margin))
     out.append({"claim": "n-gram distributions are more skewed with the prior",
                 "paper": "App. B.4, Fig. 12-14: a few n-grams occur far more often with the prior",
                 "measured": "; ".join(parts),
@@ -246,16 +246,13 @@ def evaluate_claims(runs: pd.DataFrame, skew: pd.DataFrame, dominance: pd.DataFr
 
     w = dominance[dominance.label == with_label].area_norm
     wo = dominance[dominance.label == without_label].area_norm
-    d, s, z = _two_sample(w, wo)
+    z = pooled_delta(w, wo)[2]
     out.append({"claim": "The class-dominance area is larger with the prior",
                 "paper": "App. B.4, Fig. 15",
                 "measured": f"normalised area {w.mean():.3f} with vs {wo.mean():.3f} without (Δ/σ = {z:+.2f})",
-                "held": None if not np.isfinite(z) else bool(z >= margin)})
+                "held": _beyond(z, margin)})
 
-    gains = {}
-    for tok in (holistic, patchwise):
-        c = redundancy[redundancy.tokenizer == tok].sort_values("level")
-        gains[tok] = float(c.psnr_mean.iloc[-1] - c.psnr_mean.iloc[0])
+    gains = {tok: redundancy_gain(redundancy[redundancy.tokenizer == tok]) for tok in (holistic, patchwise)}
     out.append({"claim": "The holistic tokenizer gains more from temporal redundancy than the patchwise one",
                 "paper": "App. B.2, Fig. 8 (against OmniTokenizer)",
                 "measured": f"PSNR gain from level {int(redundancy.level.min())} to {int(redundancy.level.max())}: "
@@ -289,8 +286,9 @@ def run_claims(params: Mapping[str, Any], *, table2_runs: str | os.PathLike, ngr
                redundancy_dir: str | os.PathLike, out_md: str | os.PathLike) -> list[dict[str, Any]]:
     a, sw = params[SECTION], params[SWEEP]
     labels = list(a["ngrams"]["compare"])
+    runs = pd.read_csv(table2_runs)
     claims = evaluate_claims(
-        pd.read_csv(table2_runs), pd.read_csv(Path(ngrams_dir) / "skew.csv"),
+        runs, pd.read_csv(Path(ngrams_dir) / "skew.csv"),
         pd.read_csv(Path(ngrams_dir) / "dominance.csv"), pd.read_csv(Path(redundancy_dir) / "redundancy.csv"),
         reference=sw["reference"], no_prior=a["claims"]["no_prior_variant"], with_label=labels[0],
         without_label=labels[1], margin=a["claims"]["margin"], holistic=a["redundancy"]["tokenizers"][0],
@@ -302,7 +300,7 @@ def run_claims(params: Mapping[str, Any], *, table2_runs: str | os.PathLike, ngr
              "| # | claim | paper | measured | verdict |", "|---|---|---|---|---|"]
     lines += [f"| {i} | {c['claim']} | {c['paper']} | {c['measured']} | {_verdict(c['held'])} |"
               for i, c in enumerate(claims, 1)]
-    lines += ["", "## Diagnosis", "", *generation_bound(pd.read_csv(table2_runs)), ""]
+    lines += ["", "## Diagnosis", "", *generation_bound(runs), ""]
     with atomic_file(out_md) as tmp:
         Path(tmp).write_text("\n".join(lines))
     with tracker_for(params, stage="make_claims", variant="sweep", study="analysis",
@@ -312,5 +310,5 @@ def run_claims(params: Mapping[str, Any], *, table2_runs: str | os.PathLike, ngr
     return claims
 
 
-__all__ = ["evaluate_claims", "generation_bound", "ngram_runs", "run_claims", "run_importance", "run_ngrams",
-           "run_redundancy", "sample_sequences"]
+__all__ = ["evaluate_claims", "generation_bound", "ngram_runs", "redundancy_gain", "run_claims", "run_importance",
+           "run_ngrams", "run_redundancy", "sample_sequences"]

@@ -53,6 +53,15 @@ def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
     return pd.DataFrame(rows).sort_values(["variant", "seed"]).reset_index(drop=True)
 
 
+def pooled_delta(a: Any, b: Any) -> tuple[float, float, float]:
+    """(mean a - mean b, pooled sample std sqrt((s_a² + s_b²) / 2), difference / pooled std). The pooled std needs two
+    values on each side and the ratio a positive pooled std; otherwise they are NaN (the mean difference needs one)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else np.nan
+    pooled = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)) if len(a) > 1 and len(b) > 1 else np.nan
+    return diff, pooled, diff / pooled if np.isfinite(pooled) and pooled > 0 else np.nan
+
+
 def summarize(runs: pd.DataFrame, order: list[str], reference: str) -> pd.DataFrame:
     """Per variant (in ``order``): n seeds, mean and sample std of each metric, and the difference of means to the
     reference divided by the pooled std of the two rows (NaN where a std is undefined, e.g. one seed)."""
@@ -66,9 +75,7 @@ def summarize(runs: pd.DataFrame, order: list[str], reference: str) -> pd.DataFr
             rv = pd.to_numeric(ref[m], errors="coerce").dropna().to_numpy(float)
             row[f"{m}_mean"] = float(vals.mean()) if len(vals) else np.nan
             row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
-            pooled = np.sqrt((vals.var(ddof=1) + rv.var(ddof=1)) / 2) if len(vals) > 1 and len(rv) > 1 else np.nan
-            diff = row[f"{m}_mean"] - (rv.mean() if len(rv) else np.nan)
-            row[f"{m}_delta_in_std"] = float(diff / pooled) if pooled and np.isfinite(pooled) and pooled > 0 else np.nan
+            row[f"{m}_delta_in_std"] = pooled_delta(vals, rv)[2]
         out.append(row)
     return pd.DataFrame(out)
 
@@ -100,7 +107,8 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> st
         paper = PAPER_TABLE2.get(r.variant)
         label = f"{r.variant}" + (f" ({paper[0]})" if paper else "")
         q = [str(x) for x in paper[1:]] if paper else ["-"] * 4
-        dg, dp = ("ref", "ref") if r.variant == reference else (_delta(r.gfvd_delta_in_std), _delta(r.psnr_delta_in_std))
+        dg, dp = (("ref", "ref") if r.variant == reference
+                  else (_delta(r.gfvd_delta_in_std), _delta(r.psnr_delta_in_std)))
         lines.append(f"| {label} | {r.seeds} | {_pm(r.psnr_mean, r.psnr_std, 2)} | {_pm(r.lpips_mean, r.lpips_std, 4)} "
                      f"| {_pm(r.rfvd_mean, r.rfvd_std, 1)} | {_pm(r.gfvd_mean, r.gfvd_std, 1)} | {dg} | {dp} | "
                      + " | ".join(q) + " |")

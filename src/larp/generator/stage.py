@@ -119,7 +119,7 @@ def sample_videos(model, tokenizer, store: ClipStore, windows: list[tuple[int, i
     Seeded by ``sampling['seed']``: the same seed, windows and batch size give the same samples. Returns labels,
     real_index (video, start), the generated tokens, the condition tokens (fp) and the mean sample NLL.
     """
-    from ..tokenizer.encode import pad_context
+    from ..tokenizer.encode import pad_context, token_dtype
 
     torch.manual_seed(sampling["seed"])  # stochastic condition encoding, if chosen
     gen = torch.Generator(device).manual_seed(sampling["seed"])
@@ -142,7 +142,7 @@ def sample_videos(model, tokenizer, store: ClipStore, windows: list[tuple[int, i
         tokens.append(out.cpu())
         videos[i:i + len(part)] = to_uint8(tokenizer.decode_indices(out))
     all_tokens = torch.cat(tokens)
-    dtype = np.uint16 if tokenizer.cfg.codebook_size <= 2**16 else np.int32  # as the token files (encode_tokens)
+    dtype = token_dtype(tokenizer.cfg.codebook_size)  # as the token files (encode_tokens)
     result = {"labels": labels, "real_index": np.asarray(windows, np.int64),
               "tokens": all_tokens.numpy().astype(dtype), "sample_nll": nll / all_tokens.numel()}
     if conds:

@@ -193,7 +193,8 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
         if ckpt.end_of_step(done, steps, section["checkpoint_every"], objects, dist.is_main, stop_after):
             break
     bar.close()
-    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in all_mean(window.last, dist, device).items()}, steps=done)
+    final = all_mean(window.last, dist, device)
+    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=done)
 
 
 def _data_identity(data: TokenData) -> dict[str, Any]:

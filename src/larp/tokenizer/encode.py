@@ -20,6 +20,11 @@ from ..runtime import progress
 from .quantizer import codebook_usage
 
 
+def token_dtype(codebook_size: int) -> type[np.integer]:
+    """Storage dtype of token ids: uint16 while every id fits (K <= 65536), else int32 (token files, samples)."""
+    return np.uint16 if codebook_size <= 2**16 else np.int32
+
+
 def pad_context(video: torch.Tensor, context: int) -> torch.Tensor:
     """Keep the first ``context`` frames of (B,3,T,H,W) and repeat the last of them up to T frames."""
     t = video.shape[2]
@@ -41,7 +46,7 @@ def encode_store(model, store: ClipStore, *, batch: int, flip: bool, context: in
     # ids are stored as uint16 (K <= 65536) and cast per batch: holding int64 ids until the end would peak at ~4x the
     # output size (K600 train at paper scale: 12.8M rows x 1024 ids x 2 arrays, ~105 GB with the final concatenation
     # instead of ~370 GB)
-    dtype = np.uint16 if model.cfg.codebook_size <= 65536 else np.int32
+    dtype = token_dtype(model.cfg.codebook_size)
     toks, conds, labels, vids, starts, flips = [], [], [], [], [], []
     for flipped in variants:
         for i in progress(range(0, len(pool), batch), desc=f"{desc}{' (flipped)' if flipped else ''}"):
@@ -66,4 +71,4 @@ def token_stats(tokens: np.ndarray, codebook_size: int) -> dict[str, float]:
     return {"codebook_usage": usage, "perplexity": ppl}
 
 
-__all__: Sequence[str] = ["pad_context", "encode_store", "token_stats"]
+__all__: Sequence[str] = ["pad_context", "encode_store", "token_dtype", "token_stats"]
