@@ -104,6 +104,11 @@ def test_importance_and_redundancy_stages(ws):
     for t in a["redundancy"]["tokenizers"]:
         c = red[red.tokenizer == t]
         assert gains[f"{t}/gain_db"] == pytest.approx(c.psnr_mean.iloc[-1] - c.psnr_mean.iloc[0])
+    per_video = pd.read_csv(tmp / "reports/redundancy/redundancy_videos.csv")  # what the claim pairs
+    assert per_video.groupby("tokenizer").video.nunique().tolist() == [a["redundancy"]["num_videos"]] * 2
+    means = per_video.groupby(["tokenizer", "level"]).psnr.mean()
+    for r in red.itertuples():
+        assert r.psnr_mean == pytest.approx(means[(r.tokenizer, r.level)])
 
 
 def _claim_inputs(gfvd_gap: float, entropy_gap: float, area_gap: float, gain_gap: float):
@@ -118,8 +123,12 @@ def _claim_inputs(gfvd_gap: float, entropy_gap: float, area_gap: float, gain_gap
                          for lab in ("with", "without") for s in range(3) for n in (2, 3)])
     dom = pd.DataFrame([{"label": lab, "seed": s, "area_norm": 0.5 + (area_gap if lab == "with" else 0) + 0.01 * J[s]}
                         for lab in ("with", "without") for s in range(3)])
-    red = pd.DataFrame([{"tokenizer": t, "level": lv, "psnr_mean": 20 + (lv / 16) * (3 + (gain_gap if t == "h" else 0))}
-                        for t in ("h", "p") for lv in (1, 2, 4, 8, 16)])
+    # per-video redundancy scores: holistic gains 3 + gain_gap on every video, patchwise 3 + 0.5 x (-1, -1, 1, 1), so
+    # the paired difference has mean gain_gap and standard error 0.5 sqrt(4/3) / 2 ≈ 0.289
+    jitter = (-0.5, -0.5, 0.5, 0.5)
+    red = pd.DataFrame([{"tokenizer": t, "level": lv, "video": v,
+                         "psnr": 20 + (lv - 1) / 15 * (3 + (gain_gap if t == "h" else jitter[v]))}
+                        for t in ("h", "p") for lv in (1, 2, 4, 8, 16) for v in range(4)])
     return runs, skew, dom, red
 
 
@@ -152,7 +161,7 @@ def test_make_claims_writes_a_row_per_claim(ws, tmp_path):
     runs.to_csv(tmp_path / "runs.csv", index=False)
     skew.to_csv(tmp_path / "ng/skew.csv", index=False)
     dom.to_csv(tmp_path / "ng/dominance.csv", index=False)
-    red.to_csv(tmp_path / "red/redundancy.csv", index=False)
+    red.to_csv(tmp_path / "red/redundancy_videos.csv", index=False)
     rc = _script("make_claims").main(["--params", *FILES, "--table2-runs", str(tmp_path / "runs.csv"),
                                       "--ngrams", str(tmp_path / "ng"), "--redundancy", str(tmp_path / "red"),
                                       "--md", str(tmp_path / "claims.md")])

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from larp.analysis.importance import (
+    curve_of,
     redundancy_curve,
+    redundancy_scores,
     repeat_frames,
     token_heatmap,
     token_importance,
@@ -167,6 +169,20 @@ def test_repeat_frames_levels():
 def test_repeat_frames_refuses_levels_that_do_not_divide_t(level):
     with pytest.raises(ValueError, match="repetition level"):
         repeat_frames(torch.zeros(1, 3, 8, 2, 2), level)
+
+
+def test_redundancy_scores_are_per_video_psnr_and_the_curve_summarises_them():
+    tok = FrameTableTokenizer()
+    videos = fake_videos(tok, v=3)
+    scores = redundancy_scores(tok, videos, levels=(4, 1), batch_size=2)
+    assert scores["level"].tolist() == [4, 4, 4, 1, 1, 1] and scores["video"].tolist() == [0, 1, 2] * 2
+    rep = repeat_frames(videos, 4)
+    expected = psnr_per_clip(tok.decode_indices(tok.encode(rep, True).indices), rep).numpy()
+    np.testing.assert_allclose(scores["psnr"].to_numpy()[:3], expected)
+    curve = curve_of(scores)
+    assert curve["level"].tolist() == [4, 1]  # the order given, not sorted
+    assert curve["psnr_mean"].iloc[0] == pytest.approx(expected.mean())
+    assert curve["psnr_std"].iloc[0] == pytest.approx(expected.std())
 
 
 def test_redundancy_curve_with_fake_tokenizer():

@@ -147,19 +147,19 @@ def repeat_frames(videos: Tensor, level: int) -> Tensor:
 
 
 @torch.no_grad()
-def redundancy_curve(tokenizer, videos: Tensor, levels: Sequence[int] = (1, 2, 4, 8, 16),
-                     batch_size: int = 32) -> pd.DataFrame:
-    """Reconstruction PSNR against repetition level (paper App. B.2, Fig. 8).
+def redundancy_scores(tokenizer, videos: Tensor, levels: Sequence[int] = (1, 2, 4, 8, 16),
+                      batch_size: int = 32) -> pd.DataFrame:
+    """Per-video reconstruction PSNR at each repetition level (paper App. B.2, Fig. 8): columns ``level``,
+    ``video`` (index into ``videos``), ``psnr``; levels in the order given, videos in order within a level.
 
-    Each level's repeated videos (:func:`repeat_frames`) are tokenized deterministically, decoded, and scored
-    by PSNR against the repeated input. Columns ``level``, ``psnr_mean``, ``psnr_std`` (population std,
-    ddof=0, so one video gives 0), ``num_videos``; one row per level, in the order given.
+    Each level's repeated videos (:func:`repeat_frames`) are tokenized deterministically, decoded, and scored by PSNR
+    against the repeated input.
     """
     _check_videos(videos)
     for level in levels:
         repeat_frames(videos[:0], level)  # check every level before any model call
     device = _device(tokenizer, videos)
-    rows = []
+    frames = []
     for level in levels:
         repeated = repeat_frames(videos, level)  # (V, 3, T, H, W)
         scores = []
@@ -168,9 +168,24 @@ def redundancy_curve(tokenizer, videos: Tensor, levels: Sequence[int] = (1, 2, 4
             ids = tokenizer.encode(batch, deterministic=True).indices
             scores.append(psnr_per_clip(tokenizer.decode_indices(ids), batch).cpu())
         p = torch.cat(scores).numpy()  # (V,)
-        rows.append({"level": int(level), "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
-                     "num_videos": int(p.size)})
-    return pd.DataFrame(rows, columns=["level", "psnr_mean", "psnr_std", "num_videos"])
+        frames.append(pd.DataFrame({"level": int(level), "video": np.arange(p.size), "psnr": p}))
+    return pd.concat(frames, ignore_index=True)
 
 
-__all__ = ["redundancy_curve", "repeat_frames", "token_heatmap", "token_importance"]
+def redundancy_curve(tokenizer, videos: Tensor, levels: Sequence[int] = (1, 2, 4, 8, 16),
+                     batch_size: int = 32) -> pd.DataFrame:
+    """Reconstruction PSNR against repetition level (paper App. B.2, Fig. 8): :func:`redundancy_scores` summarised
+    per level as ``level``, ``psnr_mean``, ``psnr_std`` (population std, ddof=0, so one video gives 0),
+    ``num_videos``; one row per level, in the order given."""
+    return curve_of(redundancy_scores(tokenizer, videos, levels, batch_size))
+
+
+def curve_of(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per-level mean / population std / count of :func:`redundancy_scores` output, levels in their first order."""
+    order = scores["level"].drop_duplicates().tolist()
+    g = scores.groupby("level")["psnr"]
+    return pd.DataFrame({"level": order, "psnr_mean": g.mean()[order].to_numpy(float),
+                         "psnr_std": g.std(ddof=0)[order].to_numpy(float), "num_videos": g.size()[order].to_numpy(int)})
+
+
+__all__ = ["curve_of", "redundancy_curve", "redundancy_scores", "repeat_frames", "token_heatmap", "token_importance"]
