@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .sweeps import SWEEP, run_overrides, sampling_runs, trained_runs
+from .sweeps import SWEEP, SWEEPS, run_overrides, sampling_runs, trained_runs
 
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"
 
@@ -140,28 +140,52 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
 
 
 def _sweep_checks(params: Mapping[str, Any]) -> list[str]:
-    """table2: the reference is a variant, names do not clash, and every run's overrides give valid sections."""
-    sw = params.get(SWEEP)
-    if not isinstance(sw, Mapping) or not all(isinstance(params.get(k), Mapping) for k in ("tokenizer", "generator")):
+    """Every sweep (larp.sweeps.SWEEPS): its own checks, names of declared variants do not clash with its runs, and
+    every run's overrides give valid sections."""
+    if not all(isinstance(params.get(k), Mapping) for k in ("tokenizer", "generator")):
         return []
     out = []
+    for sweep in SWEEPS:
+        sw = params.get(sweep)
+        if not isinstance(sw, Mapping):
+            continue
+        problems = _table2_checks(sw) if sweep == SWEEP else _scaling_checks(sw)
+        for key in VARIANT_SECTIONS:
+            for name in params.get(key) or {}:
+                if str(name).startswith(f"{sweep}-"):
+                    problems.append(f"{key}.{name}: names starting with '{sweep}-' are reserved for the {sweep} "
+                                    "sweep runs")
+        if problems:
+            out.extend(problems)
+            continue
+        for run in trained_runs(params, sweep) + sampling_runs(params, sweep):
+            for section in ("tokenizer", "generator"):
+                _, found = _apply_overrides(params[section], run_overrides(params, section, run) or {}, section,
+                                            f"{sweep} run {run}")
+                out.extend(found)
+    return out
+
+
+def _table2_checks(sw: Mapping[str, Any]) -> list[str]:
+    """table2: the reference is a variant and no name is both a variant and a sampling variant."""
     variants, sampling = sw.get("variants") or {}, sw.get("sampling_variants") or {}
     if sw.get("reference") not in variants:
-        out.append(f"{SWEEP}.reference = {sw.get('reference')!r} is not one of {SWEEP}.variants: {sorted(variants)}")
-        return out
-    for name in sorted(set(variants) & set(sampling)):
-        out.append(f"{SWEEP}: {name!r} is both a variant and a sampling variant")
-    for key in VARIANT_SECTIONS:
-        for name in params.get(key) or {}:
-            if str(name).startswith(f"{SWEEP}-"):
-                out.append(f"{key}.{name}: names starting with '{SWEEP}-' are reserved for the {SWEEP} sweep runs")
-    if out:
-        return out
-    for run in trained_runs(params) + sampling_runs(params):
-        for section in ("tokenizer", "generator"):
-            _, problems = _apply_overrides(params[section], run_overrides(params, section, run) or {}, section,
-                                           f"{SWEEP} run {run}")
-            out.extend(problems)
+        return [f"{SWEEP}.reference = {sw.get('reference')!r} is not one of {SWEEP}.variants: {sorted(variants)}"]
+    both = sorted(set(variants) & set(sampling))
+    return [f"{SWEEP}: {name!r} is both a variant and a sampling variant" for name in both]
+
+
+def _scaling_checks(sw: Mapping[str, Any]) -> list[str]:
+    """scaling: every figure's series lists declared points, each at most once."""
+    out, points = [], sorted(sw.get("points") or {})
+    for fig, spec in (sw.get("figures") or {}).items():
+        for label, names in ((spec or {}).get("series") or {}).items():
+            where = f"scaling.figures.{fig}.series.{label}"
+            for name in names or []:
+                if name not in points:
+                    out.append(f"{where}: {name!r} is not a declared point; expected one of scaling.points {points}")
+            for name in sorted({n for n in names or [] if list(names).count(n) > 1}):
+                out.append(f"{where}: point {name!r} is listed more than once")
     return out
 
 
@@ -265,11 +289,11 @@ def variant_section(params: Mapping[str, Any], section: str, variants_key: str, 
     Overrides are dotted keys relative to the section, e.g. ``tokenizers: {patchwise: {model.kind: patchwise}}``.
     The result is validated against the section's schema, so an override can't smuggle in a bad value.
     """
-    variants = params.get(variants_key) or {}  # sweep runs (table2-<variant>-s<seed>) resolve like declared ones
+    variants = params.get(variants_key) or {}  # sweep runs (<sweep>-<entry>-s<seed>) resolve like declared ones
     overrides = variants.get(name) if name in variants else run_overrides(params, section, name)
     if overrides is None:
         raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)} "
-                          f"(and the table2 sweep runs table2-<variant>-s<seed>)")
+                          f"(and the sweep runs <sweep>-<entry>-s<seed> of {sorted(SWEEPS)})")
     out, problems = _apply_overrides(params[section], overrides or {}, section, f"{variants_key}.{name}")
     if problems:
         raise ParamsError("\n  - ".join(["invalid variant:"] + problems))
