@@ -97,3 +97,9 @@ TOKENIZER_PRESETS: dict[str, TokenizerConfig] = {
         num_tokens=8, codebook_size=64, codebook_dim=4, prior=PriorConfig(width=32, depth=1, heads=2),
     ),
 }
+# Embedded S / L: the paper's size scaling (S 512 wide 6+6 blocks, B 768 8+8, L 768 12+12; module docstring) applied to
+# "embedded" (the B analogue, 128 wide 4+4): S 3/4 as wide and deep (96, 3+3; head dim 48), L 1.5x as deep (6+6).
+# Prior and everything else as "embedded", so sizes differ only in the encoder/decoder. Tokenizer parameters at the
+# embedded default (64 tokens, 512 codes): S 0.83M, B 1.80M, L 2.59M = 0.46x / 1.44x of B (paper 0.34x / 1.49x).
+TOKENIZER_PRESETS["embedded-S"] = dataclasses.replace(TOKENIZER_PRESETS["embedded"], width=96, enc_depth=3, dec_depth=3)
+TOKENIZER_PRESETS["embedded-L"] = dataclasses.replace(TOKENIZER_PRESETS["embedded"], enc_depth=6, dec_depth=6)
