@@ -2,6 +2,7 @@
 
     snakemake --cores all reproduce_table1                      # embedded default (params.yaml)
     snakemake --cores all reproduce_table2                      # the Table 2 ablations, every seed
+    snakemake --cores all reproduce_scaling                     # scaling figures: tokens +- prior, tokenizer size
     snakemake --cores all analyses                              # App. B analyses + reports/claims.md
     snakemake --cores all --configfile workflow/configs/paper.yaml reproduce_table1   # paper scale
 dvc.yaml declares the same stages with the same commands (tests/workflow/test_dag_consistency.py proves it).
@@ -21,6 +22,7 @@ include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/generator.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/scaling.smk"
 
 
 rule reproduce_table1:
@@ -38,6 +40,12 @@ rule reproduce_table2:
         "reports/table2.csv",
 
 
+rule reproduce_scaling:
+    """Fig. 1b / 3a / 3b: every point x seed of params.yaml `scaling`, scored, as reports/scaling/ (tables, PNGs)."""
+    input:
+        "reports/scaling",
+
+
 rule analyses:
     """The latent-space analyses (App. B.2-B.4) and reports/claims.md (needs the Table 2 sweep)."""
     input:
@@ -52,4 +60,5 @@ rule all:
     input:
         rules.reproduce_table1.input,
         rules.reproduce_table2.input,
+        rules.reproduce_scaling.input,
         rules.analyses.input,

@@ -182,12 +182,12 @@ def test_dvc_train_params_are_the_generator_keys_except_sampling():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     schema = yaml.safe_load((ROOT / "src/larp/schemas/params.schema.yaml").read_text())
     keys = set(schema["properties"]["generator"]["properties"]) - {"sampling"}
-    # foreach stages keep their body under `do`; the table2 matrix stages at the top level
+    # foreach stages keep their body under `do`; the sweeps' matrix stages at the top level
     body = {name: st.get("do", st) for name, st in stages.items()}
-    for name in ("train_generator", "train_generator_table2"):
+    for name in ("train_generator", "train_generator_table2", "train_generator_scaling"):
         train = {p for p in body[name]["params"] if isinstance(p, str)}
         assert {p.removeprefix("generator.") for p in train if p.startswith("generator.")} == keys, name
-    for name in ("sample_videos", "sample_videos_table2", "sample_videos_table2s"):
+    for name in ("sample_videos", "sample_videos_table2", "sample_videos_table2s", "sample_videos_scaling"):
         assert "generator.sampling" in body[name]["params"], name
 
 

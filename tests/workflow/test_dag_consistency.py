@@ -34,7 +34,8 @@ def test_same_outputs(both):
 
 
 # DVC cannot expand a list of runs into deps, so these depend on the runs' parent folder (dvc.yaml)
-PARENT_DEPS = {"make_table2": {"results/eval"}, "analysis_ngrams": {"results/generator"}}
+PARENT_DEPS = {"make_table2": {"results/eval"}, "make_scaling": {"results/eval"},
+               "analysis_ngrams": {"results/generator"}}
 
 
 def test_dvc_data_deps_equal_snakemake_inputs(both):

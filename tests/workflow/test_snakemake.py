@@ -4,7 +4,7 @@ import pytest
 
 from .conftest import run_tool
 
-TARGETS = ["reproduce_table1"]
+TARGETS = ["reproduce_table1", "reproduce_scaling"]
 SCALES = [[], ["--configfile", "tests/fixtures/params.tiny.yaml"]]
 
 

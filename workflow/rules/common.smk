@@ -10,7 +10,7 @@ import shutil
 
 from larp.config import ParamsError, load_params, validate_params, variant_section
 from larp.analysis.stage import ngram_runs
-from larp.sweeps import generator_source, sampling_runs, trained_runs
+from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, sampling_runs, trained_runs
 
 # The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile; with
 # --replace-workflow-config (a complete file such as workflow/configs/paper.yaml) only the --configfile ones.
@@ -40,11 +40,15 @@ HALF = max(1, CORES // 2)
 
 DATASETS = sorted(config["datasets"])
 TOKENIZERS = sorted(config["tokenizers"])  # declared variants (Table 1)
-# Table 2 runs table2-<variant>-s<seed> (larp.sweeps): trained ones go through every stage; sampling-only ones
-# re-sample the reference run's generator. They resolve like declared variants, so the same rules build them.
+# Sweep runs <sweep>-<entry>-s<seed> (larp.sweeps: table2-<variant>-s<seed>, scaling-<point>-s<seed>): trained ones
+# go through every stage; sampling-only ones re-sample the reference run's generator. They resolve like declared
+# variants, so the same rules build them.
 TABLE2_TRAINED = trained_runs(config)
 TABLE2_SAMPLED = sampling_runs(config)
-ALL_TOKENIZERS = TOKENIZERS + TABLE2_TRAINED
+SCALING_TRAINED = trained_runs(config, "scaling")
+SWEEP_TRAINED = all_trained_runs(config)
+SWEEP_SAMPLED = all_sampling_runs(config)
+ALL_TOKENIZERS = TOKENIZERS + SWEEP_TRAINED
 SYNTHETIC_ROOT = "data/synthetic"
 for _name, _ds in config["datasets"].items():
     if _ds["kind"] == "synthetic" and _ds["root"] != SYNTHETIC_ROOT:
@@ -76,5 +80,5 @@ def tokenizer_clip_stores(wildcards):
 
 
 def generator_weights(wildcards):
-    """The trained generator a sampling run uses: its own, or the reference run's for a table2 sampling variant."""
+    """The trained generator a sampling run uses: its own, or the reference run's for a sweep's sampling variant."""
     return f"results/generator/{generator_source(config, wildcards.gen)}"

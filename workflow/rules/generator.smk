@@ -1,7 +1,7 @@
 """Stages 4-5: AR generator training on the tokens and sampling (class-conditional videos, frame predictions)."""
 
 GENERATORS = sorted(config["generators"])  # declared variants (Table 1)
-ALL_GENERATORS = GENERATORS + TABLE2_TRAINED + TABLE2_SAMPLED
+ALL_GENERATORS = GENERATORS + SWEEP_TRAINED + SWEEP_SAMPLED
 # each variant's resolved generator section; train_generator tracks it without `sampling` (what
 # larp.generator.train.training_section passes to training), sample_videos only `sampling`
 GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in ALL_GENERATORS}

@@ -1,0 +1,26 @@
+"""The scaling sweeps (paper Fig. 1b, Fig. 3a, Fig. 3b): runs scaling-<point>-s<seed> (common.smk SCALING_TRAINED)
+are built by the ordinary stages like any variant; make_scaling plots and tabulates their evaluations."""
+
+
+rule make_scaling:
+    input:
+        tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=SCALING_TRAINED),
+        generators=expand("results/eval/generator/{gen}.json", gen=SCALING_TRAINED),
+    output:
+        directory("reports/scaling"),
+    params:
+        files=PARAMS,
+        scaling=section("scaling"),
+    log:
+        "logs/make_scaling/scaling.log",
+    benchmark:
+        "logs/benchmarks/make_scaling.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/larp.yaml"
+    shell:
+        "python workflow/scripts/make_scaling.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
+        "--generator-evals results/eval/generator --out {output} --threads {threads} > {log} 2>&1"
