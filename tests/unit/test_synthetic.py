@@ -169,3 +169,30 @@ def test_shapes_render_distinct_antialiased_masks():
     for i in range(len(masks)):
         for j in range(i):
             assert np.abs(masks[i] - masks[j]).mean() > 0.02, (SHAPES[i], SHAPES[j])
+
+
+def test_motion_period_sets_the_speed_and_grain_the_texture():
+    cls = {c.name: c for c in class_table(10)}["DiscSweep"]
+    t = np.arange(16.0)
+    speed = {}
+    for period in ((20.0, 36.0), (40.0, 72.0)):
+        xs = [_poses("Sweep", t, 72, 96, 10.0, np.random.default_rng(k), period)[:, 0] for k in range(20)]
+        speed[period] = np.mean([np.abs(np.diff(x)).mean() for x in xs])
+    assert 1.6 < speed[(20.0, 36.0)] / speed[(40.0, 72.0)] < 2.4  # twice the period, half the pixels per frame
+    cfg = SyntheticConfig(frames=16, motion_period=(40.0, 72.0))  # and render_video uses it
+    slow = np.abs(np.diff(_centroid_track(render_video(cfg, cls, 1, 1)), axis=0))[:, 0].mean()
+    fast = np.abs(np.diff(_centroid_track(render_video(SyntheticConfig(frames=16), cls, 1, 1)), axis=0))[:, 0].mean()
+    assert slow < fast
+    # the default texture, and none at grain 0: a smooth two-colour ramp, so neighbouring pixels differ by < 1 level
+    plain = render_video(SyntheticConfig(frames=1, grain=0.0), cls, 1, 1)[0].astype(float)
+    grainy = render_video(SyntheticConfig(frames=1), cls, 1, 1)[0].astype(float)
+    corner = (slice(0, 8), slice(0, 8))  # background only (the object keeps a margin from the frame edge there)
+    assert np.abs(np.diff(plain[corner], axis=1)).mean() < 1.0 < np.abs(np.diff(grainy[corner], axis=1)).mean()
+
+
+def test_motion_period_and_grain_are_checked():
+    with pytest.raises(ParamsError, match="motion_period"):
+        SyntheticConfig(motion_period=(36.0, 20.0))
+    with pytest.raises(ParamsError, match="grain"):
+        SyntheticConfig(grain=-1.0)
+    assert SyntheticConfig.from_params({"motion_period": [30, 40]}).motion_period == (30, 40)

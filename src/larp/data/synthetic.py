@@ -70,6 +70,8 @@ class SyntheticConfig:
     codec: str = "mpeg4"
     container: str = "avi"
     object_size: tuple[float, float] = (0.12, 0.16)  # object circumradius range, fraction of min(height, width)
+    motion_period: tuple[float, float] = (20.0, 36.0)  # frames per motion cycle, drawn per clip
+    grain: float = 4.0  # std (0-255 scale) of the static background texture
 
     def __post_init__(self) -> None:
         lo, hi = self.object_size
@@ -77,6 +79,12 @@ class SyntheticConfig:
             raise ParamsError(f"synthetic.object_size must be [min, max] with 0 < min <= max <= 0.3 (fractions of the "
                              f"shorter frame side; larger objects cannot move inside the frame) but found "
                              f"{list(self.object_size)}")
+        p_lo, p_hi = self.motion_period
+        if not 0 < p_lo <= p_hi:
+            raise ParamsError(f"synthetic.motion_period must be [min, max] frames per cycle with 0 < min <= max but "
+                              f"found {list(self.motion_period)}")
+        if self.grain < 0:
+            raise ParamsError(f"synthetic.grain must be >= 0 (std of the background texture) but found {self.grain}")
         if self.height % 2 or self.width % 2:
             raise ParamsError(f"synthetic.height and width must be even (yuv420p video) but found "
                              f"{self.height}x{self.width}")
@@ -92,8 +100,9 @@ class SyntheticConfig:
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> SyntheticConfig:
         values = {f.name: section[f.name] for f in fields(cls) if f.name in section}
-        if "object_size" in values:
-            values["object_size"] = tuple(values["object_size"])
+        for key in ("object_size", "motion_period"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
 
@@ -179,12 +188,13 @@ def _tri(u: np.ndarray) -> np.ndarray:
     return 1.0 - 4.0 * np.abs(u - np.round(u))
 
 
-def _poses(motion: str, t: np.ndarray, h: int, w: int, radius: float, rng: np.random.Generator) -> np.ndarray:
+def _poses(motion: str, t: np.ndarray, h: int, w: int, radius: float, rng: np.random.Generator,
+           period_range: tuple[float, float] = (20.0, 36.0)) -> np.ndarray:
     """Object pose per frame, (T, 4) = (x, y, angle, scale); keeps the object inside the frame."""
     margin = radius * 1.45 if motion == "Pulse" else radius * 1.05
     xc, yc = w / 2, h / 2
     ax, ay = max(w / 2 - margin, 0.0), max(h / 2 - margin, 0.0)
-    period = rng.uniform(20.0, 36.0)  # frames per cycle: a 16-frame window sees half a cycle or more
+    period = rng.uniform(*period_range)  # frames per cycle (default 20-36: a 16-frame window sees half a cycle or more)
     u = t / period + rng.uniform(0, 1)
     sign = rng.choice([-1.0, 1.0])
     amp = rng.uniform(0.7, 1.0)
@@ -241,11 +251,11 @@ def render_video(cfg: SyntheticConfig, cls: ClassDef, group: int, clip: int) -> 
     phi = g.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ramp = (xx / w - 0.5) * math.cos(phi) + (yy / h - 0.5) * math.sin(phi) + 0.5
-    bg = c1 + np.clip(ramp, 0, 1)[..., None] * (c2 - c1) + g.normal(0, 4.0, (h, w, 1))  # (H, W, 3)
+    bg = c1 + np.clip(ramp, 0, 1)[..., None] * (c2 - c1) + g.normal(0, cfg.grain, (h, w, 1))  # (H, W, 3)
     colour = 255 * _hsv_to_rgb(g.uniform(0, 1), g.uniform(0.6, 1.0), g.uniform(0.85, 1.0))
     radius = min(h, w) * g.uniform(*cfg.object_size)
     t = np.arange(cfg.frames, dtype=np.float64)
-    poses = _poses(cls.motion, t, h, w, radius, r)
+    poses = _poses(cls.motion, t, h, w, radius, r, cfg.motion_period)
     distractor = r.uniform(0, 1) < 0.5
     d_start, d_end = r.uniform([0, 0], [w, h]), r.uniform([0, 0], [w, h])
     d_colour = np.full(3, r.uniform(60, 200))
@@ -329,8 +339,10 @@ the motion across frames, not one frame's appearance.
 {rows}
 
 Nuisance (not class information): per group, the background gradient (two dull colours, random direction),
-a static grain texture, the object colour (random hue, bright) and size; per clip, position, phase, speed
-(20-36 frames per cycle), direction, amplitude, and in half of the clips a grey dot drifting in a straight line.
+a static grain texture (std {cfg.grain:g}), the object colour (random hue, bright) and size
+({cfg.object_size[0]:g}-{cfg.object_size[1]:g} of the shorter side); per clip, position, phase, speed
+({cfg.motion_period[0]:g}-{cfg.motion_period[1]:g} frames per cycle), direction, amplitude, and in half of the clips a
+grey dot drifting in a straight line.
 
 Layout as UCF-101: `<Class>/v_<Class>_gGG_cCC.{cfg.container}`; `ucfTrainTestlist/classInd.txt` (1-based,
 alphabetical), `trainlist0k.txt` (`path label`) and `testlist0k.txt` (`path`). Split k tests on groups
