@@ -6,11 +6,11 @@ A sweep is a top-level params section (``SWEEPS``) that names entries (each a se
 resolves it). So a run goes through the very stages Table 1 uses, writing results/tokenizer/<run>,
 results/generator/<run>, ... . DVC expands the same runs with ``matrix`` over entries x seeds.
 
-- ``table2`` (paper Table 2, §4.2): ``variants`` are the ablation rows; ``sampling_variants`` are rows that differ only
+- ``table2`` (paper Table 2, §4.6): ``variants`` are the ablation rows; ``sampling_variants`` are rows that differ only
   in how the reference generator is sampled (the paper's "No CFG" row): they reuse the reference run's tokenizer and
   generator weights and re-run sampling and scoring only.
-- ``scaling`` (paper Fig. 1b, Fig. 3a/3b): ``points`` are token counts with and without the prior and tokenizer
-  sizes; ``figures`` say how points become plots (larp.analysis.scaling).
+- ``scaling`` (paper §4.2 Fig. 3a/3b, §4.6 Fig. 1b): ``points`` are token counts with and without the prior and
+  tokenizer sizes; ``figures`` say how points become plots (larp.analysis.scaling).
 
 Functions take the sweep as ``sweep=`` and default to ``table2`` (the first sweep; its callers predate the others).
 """
