@@ -22,7 +22,7 @@ class StageError(RuntimeError):
     """An expected, explained failure of a stage (bad input data, missing optional dependency...)."""
 
 
-_RUN_NAMES = "or a table2 run table2-<variant>-s<seed>"
+_RUN_NAMES = "or a sweep run table2-<variant>-s<seed> / scaling-<point>-s<seed>"
 # Required arguments that several stage scripts share: name -> (flag, help). A script names the ones it takes in
 # parser(); its own arguments follow.
 SHARED_ARGS: dict[str, tuple[str, str | None]] = {

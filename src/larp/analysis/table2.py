@@ -1,7 +1,7 @@
 """Table 2 of the paper (ablations of LARP-B), reproduced with seeds: mean ± sample std over the sweep's seeds.
 
 Rows are the ``table2`` variants of params (larp.sweeps); columns PSNR, LPIPS, rFVD and gFVD as the paper's Table 2
-(larp-paper.md §4.2), each distance named by its protocol and detector (a classifier distance is never printed as
+(larp-paper.md §4.6), each distance named by its protocol and detector (a classifier distance is never printed as
 FVD). ``Δ vs reference`` gives each row's mean difference to the reference row in units of the pooled seed spread,
 so a reader can tell an effect from seed noise. The paper's numbers are quoted in their own column block.
 """
