@@ -149,7 +149,7 @@ def _sweep_checks(params: Mapping[str, Any]) -> list[str]:
         sw = params.get(sweep)
         if not isinstance(sw, Mapping):
             continue
-        problems = _table2_checks(sw) if sweep == SWEEP else _scaling_checks(sw)
+        problems = _SWEEP_CHECKS[sweep](sw)
         for key in VARIANT_SECTIONS:
             for name in params.get(key) or {}:
                 if str(name).startswith(f"{sweep}-"):
@@ -187,6 +187,9 @@ def _scaling_checks(sw: Mapping[str, Any]) -> list[str]:
             for name in sorted({n for n in names or [] if list(names).count(n) > 1}):
                 out.append(f"{where}: point {name!r} is listed more than once")
     return out
+
+
+_SWEEP_CHECKS = {"table2": _table2_checks, "scaling": _scaling_checks}  # each sweep's own checks (SWEEPS)
 
 
 def _analysis_checks(params: Mapping[str, Any]) -> list[str]:

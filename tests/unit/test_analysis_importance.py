@@ -11,6 +11,7 @@ import torch
 from larp.analysis.importance import (
     curve_of,
     redundancy_curve,
+    redundancy_gains,
     redundancy_scores,
     repeat_frames,
     token_heatmap,
@@ -247,3 +248,10 @@ def test_importance_figures_are_written(tmp_path):
     assert len(list(tmp_path.iterdir())) == 4  # no temporary files left behind
     with pytest.raises(ValueError, match="frames"):
         plot_heatmaps(heat, tmp_path / "bad.png", frames=(T,))
+
+
+def test_redundancy_gains_are_per_video_highest_minus_lowest_level():
+    scores = pd.DataFrame({"level": [1, 1, 4, 4, 16, 16], "video": [0, 1, 0, 1, 0, 1],
+                           "psnr": [20.0, 30.0, 21.0, 29.0, 23.5, 28.0]})
+    gains = redundancy_gains(scores)
+    assert gains.to_dict() == {0: 3.5, 1: -2.0}

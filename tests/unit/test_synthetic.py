@@ -110,7 +110,8 @@ def test_motion_keeps_object_inside_and_moves(motion: str):
     h, w, radius = 72, 96, 10.0
     t = np.arange(64.0)
     for seed in range(5):
-        x, y, angle, scale = _poses(motion, t, h, w, radius, np.random.default_rng(seed)).T
+        x, y, angle, scale = _poses(motion, t, h, w, radius, np.random.default_rng(seed),
+                                        SyntheticConfig().motion_period).T
         reach = radius * scale
         assert (x - reach >= -1).all() and (x + reach <= w + 1).all() and (y - reach >= -1).all()
         assert (y + reach <= h + 1).all(), motion

@@ -129,3 +129,19 @@ def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(para
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     child = next(c for c in children if c.data.tags["variant"] == "table2-no-prior-s1")
     assert child.data.params["tokenizer_overrides.use_prior"] == "False" and child.data.params["seed"] == "1"
+
+
+def test_runs_scored_with_different_gfvd_metrics_are_refused(params, tmp_path):
+    from larp.analysis.table2 import collect_runs
+    from larp.cli import StageError
+    from larp.io import write_json
+
+    rname = "rfvd[clf-synthetic]_720_16f"
+    for run in trained_runs(params):
+        write_json(tmp_path / "tok" / f"{run}.json", {"metric": rname, rname: 50.0, "psnr": 20.0, "lpips": None})
+    for i, run in enumerate(trained_runs(params) + sampling_runs(params)):
+        gname = "gfvd[clf-synthetic]_512_16f" if i else "gfvd[clf-synthetic]_64_16f"  # one run scored on 64 clips
+        tok = variant_section(params, "generator", "generators", run)["tokenizer"]
+        write_json(tmp_path / "gen" / f"{run}.json", {"metric": gname, gname: 100.0, "tokenizer": tok})
+    with pytest.raises(StageError, match="table2 runs were scored with different gfvd metrics"):
+        collect_runs(params, tmp_path / "tok", tmp_path / "gen")

@@ -188,4 +188,12 @@ def curve_of(scores: pd.DataFrame) -> pd.DataFrame:
                          "psnr_std": g.std(ddof=0)[order].to_numpy(float), "num_videos": g.size()[order].to_numpy(int)})
 
 
-__all__ = ["curve_of", "redundancy_curve", "redundancy_scores", "repeat_frames", "token_heatmap", "token_importance"]
+def redundancy_gains(scores: pd.DataFrame) -> pd.Series:
+    """Per video: PSNR at the highest repetition level minus PSNR at the lowest, from :func:`redundancy_scores`
+    output (columns level, video, psnr); indexed by video."""
+    by_level = scores.pivot(index="video", columns="level", values="psnr")
+    return by_level[by_level.columns.max()] - by_level[by_level.columns.min()]
+
+
+__all__ = ["curve_of", "redundancy_curve", "redundancy_gains", "redundancy_scores", "repeat_frames", "token_heatmap",
+           "token_importance"]

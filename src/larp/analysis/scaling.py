@@ -23,9 +23,9 @@ import pandas as pd
 from ..cli import StageError
 from ..config import variant_section
 from ..io import atomic_dir
-from ..sweeps import entries, parse_run, run_overrides, trained_runs
-from ..tracking import tracker_for
+from ..sweeps import entries, parse_run, trained_runs
 from .plots import _pyplot, _save
+from .sweep_report import check_one_metric, log_sweep, run_scores
 from .table1 import fmt_count, read_evals
 from .table2 import _pm
 
@@ -59,15 +59,9 @@ def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
         rows.append({"point": point, "seed": seed, "run": name, "preset": section["preset"],
                      "use_prior": section["use_prior"], "tokens": tok["num_tokens"],
                      "params_tokenizer": tok["params_tokenizer"], "params_generator": gen["params_generator"],
-                     "psnr": tok.get("psnr"), "ssim": tok.get("ssim"), "lpips": tok.get("lpips"),
-                     "rfvd": tok[tok["metric"]], "gfvd": gen[gen["metric"]],
-                     "rfvd_metric": tok["metric"], "gfvd_metric": gen["metric"]})
+                     **run_scores(tok, gen)})
     df = pd.DataFrame(rows)
-    for col in ("rfvd_metric", "gfvd_metric"):
-        if df[col].nunique() > 1:
-            found = df.groupby(col).run.apply(list).to_dict()
-            raise StageError(f"scaling runs were scored with different {col.split('_')[0]} metrics {found}; "
-                             "re-run evaluate_tokenizer / evaluate_generator with one evaluation section")
+    check_one_metric(df, SWEEP)
     order = {p: i for i, p in enumerate(entries(params, SWEEP))}
     return df.sort_values(["point", "seed"], key=lambda c: c.map(order) if c.name == "point" else c
                           ).reset_index(drop=True)
@@ -186,19 +180,6 @@ def run_make_scaling(params: Mapping[str, Any], *, tokenizer_evals: str | os.Pat
             note = "; error bars: sample std over seeds" if seeds > 1 else ""
             plot_figure(curves[name], spec, metric_names, tmp / f"{name}.png",
                         f"scaling: {name} ({seeds} seed(s) per point{note})")
-    with tracker_for(params, stage="make_scaling", variant="sweep", study="scaling",
-                     resolved={"scaling": dict(sw)}) as parent:
-        parent.log_metrics({f"{r.point}/{m}_{s}": float(r[f"{m}_{s}"]) for _, r in summary.iterrows()
-                            for m in METRICS for s in ("mean", "std") if np.isfinite(r[f"{m}_{s}"])})
-        for f in sorted(Path(out_dir).iterdir()):
-            parent.log_artifact(f)
-        for _, r in runs.iterrows():
-            resolved = {"point": r.point, "seed": int(r.seed),
-                        "tokenizer_overrides": run_overrides(params, "tokenizer", r.run),
-                        "generator_overrides": run_overrides(params, "generator", r.run)}
-            with tracker_for(params, stage=SWEEP, variant=r.run, study=SWEEP, resolved=resolved,
-                             parent_run_id=parent.run_id) as child:
-                child.set_tags({"scaling_point": r.point, "seed": str(r.seed)})
-                child.log_metrics({m: float(r[m]) for m in METRICS if r[m] is not None and np.isfinite(float(r[m]))}
-                                  | {"tokens": float(r.tokens), "params_tokenizer": float(r.params_tokenizer)})
+    log_sweep(params, SWEEP, "point", summary, runs, METRICS, sorted(Path(out_dir).iterdir()),
+              run_metrics=("tokens", "params_tokenizer"))
     return summary

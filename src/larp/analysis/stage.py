@@ -27,7 +27,7 @@ from ..runtime import resolve_device
 from ..sweeps import SWEEP, run_name
 from ..tracking import tracker_for
 from . import plots
-from .importance import curve_of, redundancy_scores, token_heatmap, token_importance
+from .importance import curve_of, redundancy_gains, redundancy_scores, token_heatmap, token_importance
 from .ngrams import class_dominance, dominance_area, frequency_histogram, ngram_counts, skew_summary
 from .table2 import pooled_delta
 
@@ -165,13 +165,6 @@ def run_importance(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLik
     return metrics
 
 
-def redundancy_gains(scores: pd.DataFrame) -> pd.Series:
-    """Per video: PSNR at the highest repetition level minus PSNR at the lowest, from :func:`redundancy_scores`
-    output (columns level, video, psnr); indexed by video."""
-    by_level = scores.pivot(index="video", columns="level", values="psnr")
-    return by_level[by_level.columns.max()] - by_level[by_level.columns.min()]
-
-
 def run_redundancy(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLike, clips_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
     """Both tokenizers score the same clips (their val_dataset's first ``num_videos`` validation windows), so the
@@ -266,8 +259,8 @@ def evaluate_claims(runs: pd.DataFrame, skew: pd.DataFrame, dominance: pd.DataFr
                 "paper": "App. B.2, Fig. 8 (against OmniTokenizer)",
                 "measured": f"PSNR gain from level {int(redundancy.level.min())} to {int(redundancy.level.max())}: "
                             f"{gains[holistic].mean():+.2f} dB holistic vs {gains[patchwise].mean():+.2f} dB "
-                            f"patchwise; paired over {len(diff)} videos, mean difference / standard error = {z:+.2f} (one "
-                            f"tokenizer each, so video-to-video, not seed-to-seed, spread)",
+                            f"patchwise; paired over {len(diff)} videos, mean difference / standard error = {z:+.2f} "
+                            "(one tokenizer each, so video-to-video, not seed-to-seed, spread)",
                 "held": _beyond(z, margin)})
     return out
 
@@ -320,5 +313,5 @@ def run_claims(params: Mapping[str, Any], *, table2_runs: str | os.PathLike, ngr
     return claims
 
 
-__all__ = ["evaluate_claims", "generation_bound", "ngram_runs", "redundancy_gains", "run_claims", "run_importance",
+__all__ = ["evaluate_claims", "generation_bound", "ngram_runs", "run_claims", "run_importance",
            "run_ngrams", "run_redundancy", "sample_sequences"]

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_file
-from ..sweeps import SWEEP, parse_run, run_overrides, sampling_runs, trained_runs
-from ..tracking import tracker_for
+from ..sweeps import SWEEP, parse_run, sampling_runs, trained_runs
+from .sweep_report import check_one_metric, log_sweep, run_scores
 from .table1 import read_evals
 
 # larp-paper.md Table 2 ("All configurations are modified from LARP-B"), verbatim, by our variant names.
@@ -36,7 +36,8 @@ HIGHER_IS_BETTER = {"psnr": True, "lpips": False, "rfvd": False, "gfvd": False}
 
 def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
                  generator_evals: str | os.PathLike) -> pd.DataFrame:
-    """One row per sweep run: variant, seed, psnr, lpips, rfvd, gfvd and the metric names behind rfvd/gfvd.
+    """One row per sweep run: variant, seed, run, then ``run_scores`` (psnr, ssim, lpips, rfvd, gfvd and the metric
+    names behind rfvd/gfvd, one pair for every run).
 
     A sampling-only run (e.g. no-cfg) takes its reconstruction columns from the reference run of its seed: it uses
     that run's tokenizer (as the paper's "No CFG" row repeats LARP-B's PSNR/LPIPS/rFVD)."""
@@ -47,10 +48,10 @@ def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
     for name, gen in gens.items():
         variant, seed = parse_run(name)
         tok = toks[gen["tokenizer"]]  # the tokenizer run the generator was trained on
-        rows.append({"variant": variant, "seed": seed, "run": name,
-                     "psnr": tok.get("psnr"), "lpips": tok.get("lpips"), "rfvd": tok[tok["metric"]],
-                     "gfvd": gen[gen["metric"]], "rfvd_metric": tok["metric"], "gfvd_metric": gen["metric"]})
-    return pd.DataFrame(rows).sort_values(["variant", "seed"]).reset_index(drop=True)
+        rows.append({"variant": variant, "seed": seed, "run": name, **run_scores(tok, gen)})
+    runs = pd.DataFrame(rows).sort_values(["variant", "seed"]).reset_index(drop=True)
+    check_one_metric(runs, SWEEP)
+    return runs
 
 
 def pooled_delta(a: Any, b: Any) -> tuple[float, float, float]:
@@ -130,18 +131,5 @@ def run_make_table2(params: Mapping[str, Any], *, tokenizer_evals: str | os.Path
                        (csv_path, summary.to_csv(index=False)), (runs_csv, runs.to_csv(index=False))):
         with atomic_file(path) as tmp:
             Path(tmp).write_text(text)
-    with tracker_for(params, stage="make_table2", variant="sweep", study="table2",
-                     resolved={"table2": dict(sw)}) as parent:
-        parent.log_metrics({f"{r.variant}/{m}_{s}": float(r[f"{m}_{s}"]) for _, r in summary.iterrows()
-                            for m in METRICS for s in ("mean", "std") if np.isfinite(r[f"{m}_{s}"])})
-        parent.log_artifact(md_path)
-        parent.log_artifact(csv_path)
-        for _, r in runs.iterrows():
-            resolved = {"variant": r.variant, "seed": int(r.seed),
-                        "tokenizer_overrides": run_overrides(params, "tokenizer", r.run),
-                        "generator_overrides": run_overrides(params, "generator", r.run)}
-            with tracker_for(params, stage="table2", variant=r.run, study="table2", resolved=resolved,
-                             parent_run_id=parent.run_id) as child:
-                child.set_tags({"table2_variant": r.variant, "seed": str(r.seed)})
-                child.log_metrics({m: float(r[m]) for m in METRICS if r[m] is not None and np.isfinite(float(r[m]))})
+    log_sweep(params, SWEEP, "variant", summary, runs, METRICS, [md_path, csv_path])
     return summary

@@ -189,12 +189,12 @@ def _tri(u: np.ndarray) -> np.ndarray:
 
 
 def _poses(motion: str, t: np.ndarray, h: int, w: int, radius: float, rng: np.random.Generator,
-           period_range: tuple[float, float] = (20.0, 36.0)) -> np.ndarray:
+           period_range: tuple[float, float]) -> np.ndarray:
     """Object pose per frame, (T, 4) = (x, y, angle, scale); keeps the object inside the frame."""
     margin = radius * 1.45 if motion == "Pulse" else radius * 1.05
     xc, yc = w / 2, h / 2
     ax, ay = max(w / 2 - margin, 0.0), max(h / 2 - margin, 0.0)
-    period = rng.uniform(*period_range)  # frames per cycle (default 20-36: a 16-frame window sees half a cycle or more)
+    period = rng.uniform(*period_range)  # frames per cycle (synthetic.motion_period)
     u = t / period + rng.uniform(0, 1)
     sign = rng.choice([-1.0, 1.0])
     amp = rng.uniform(0.7, 1.0)
