@@ -52,3 +52,87 @@ def test_non_finite_loss_names_step_and_checkpoint(tmp_path):
     check_finite({"l1": torch.tensor(0.5)}, 3, None)
     with pytest.raises(NonFiniteLoss, match=r"step 4.*'prior': nan.*no checkpoint"):
         check_finite({"l1": torch.tensor(0.5), "prior": torch.tensor(float("nan"))}, 4, tmp_path / "c.pt")
+
+
+# --- issue 14: checkpoints are never unpickled, unreadable ones are named, NaN keeps one from before the step -----
+
+class _Planted:
+    """Unpickling this runs ``touch <marker>`` (what a checkpoint planted in a shared work/ could do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_checkpoint_is_refused_without_running_anything(tmp_path):
+    from larp.cli import StageError
+
+    marker = tmp_path / "pwned"
+    ck = Checkpointer(tmp_path / "work", {"lr": 1.0})
+    ck.dir.mkdir()
+    torch.save({"step": 3, "fingerprint": ck.fp, "payload": _Planted(marker)}, ck.path)
+    with pytest.raises(StageError, match=r"checkpoint\.pt is not a readable training checkpoint.*rm "):
+        ck.load()
+    assert not marker.exists(), "loading a checkpoint ran code from it"
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 10, "truncated"])
+def test_an_unreadable_checkpoint_names_the_file_and_what_to_delete(tmp_path, content):
+    from larp.cli import StageError
+
+    ck = Checkpointer(tmp_path, {"lr": 1.0})
+    ck.save(2, {"model": {"w": torch.ones(100)}})
+    if content == "truncated":
+        content = ck.path.read_bytes()[:-200]
+    ck.path.write_bytes(content)
+    with pytest.raises(StageError, match=rf"{ck.path}.*delete it.*rm {ck.path}"):
+        ck.resume({"model": torch.nn.Linear(1, 1)}, "test")
+
+
+def test_running_means_resume_mid_window(tmp_path):
+    from larp.training import RunningMeans
+
+    a, b = RunningMeans(), RunningMeans()
+    a.add({"x": 1.0})
+    b.load_state_dict(a.state_dict())
+    a.add({"x": 3.0}), b.add({"x": 3.0})
+    assert a.mean() == b.mean() == {"x": 2.0} and b.last == {"x": 2.0}
+
+
+def test_nan_right_after_a_checkpoint_falls_back_to_the_one_before(tmp_path):
+    """With checkpoint_every: 1 the newest checkpoint holds the weights the failing step used: keep the previous."""
+    ck = Checkpointer(tmp_path, {"lr": 1.0})
+    for step in (1, 2, 3):
+        ck.save(step, {"model": {"w": torch.full((2,), float(step))}})
+    assert (tmp_path / "checkpoint.prev.pt").is_file()
+    with pytest.raises(NonFiniteLoss, match=r"step 3.*of step 2 \(before the non-finite step\) is kept.*"
+                                            r"LARP_RESUME_CHANGED_LR=1"):
+        check_finite({"l1": torch.tensor(float("nan"))}, 3, ck.path)
+    assert ck.load()["step"] == 2
+    # a checkpoint older than the failing step is kept as it is
+    with pytest.raises(NonFiniteLoss, match=r"of step 2 \(before"):
+        check_finite({"l1": torch.tensor(float("inf"))}, 5, ck.path)
+    assert ck.load()["step"] == 2
+
+
+def test_a_changed_lr_resumes_only_when_asked(tmp_path, monkeypatch):
+    cfg = {"tokenizer": {"lr": 1.0e-4, "steps": 10}, "seed": 0}
+    Checkpointer(tmp_path, cfg).save(4, {"model": {"w": torch.ones(2)}})
+    lower = {"tokenizer": {"lr": 5.0e-5, "steps": 10}, "seed": 0}
+    assert Checkpointer(tmp_path, lower).load() is None
+    monkeypatch.setenv("LARP_RESUME_CHANGED_LR", "1")
+    assert Checkpointer(tmp_path, lower).load()["step"] == 4
+    other = {"tokenizer": {"lr": 5.0e-5, "steps": 12}, "seed": 0}
+    assert Checkpointer(tmp_path, other).load() is None, "only the lr may differ"
+
+
+def test_a_kill_between_the_two_renames_of_save_resumes_from_the_previous(tmp_path):
+    ck = Checkpointer(tmp_path, {"lr": 1.0})
+    ck.save(1, {"model": {"w": torch.ones(2)}})
+    ck.save(2, {"model": {"w": torch.ones(2)}})
+    ck.path.unlink()  # as if killed after checkpoint.pt -> checkpoint.prev.pt
+    assert ck.load()["step"] == 1
