@@ -126,6 +126,24 @@ def test_resume_equals_uninterrupted(params_file, clips_dir, tmp_path):
     assert not diff, f"resumed run differs from the uninterrupted one: {diff}"
 
 
+def test_resumed_metrics_equal_uninterrupted_ones(params_file, clips_dir, tmp_path):
+    """Issue 14: a resume mid log window, and a rerun that finds the checkpoint already at the last step, report
+    the steps and train_* metrics of an uninterrupted run (they were steps + 1 and no train_* metrics)."""
+    from larp.tokenizer.train import train_tokenizer
+
+    torch.set_num_threads(1)
+    params, section = _section(params_file, steps=6, checkpoint_every=2, log_every=2)
+    stores = [ClipStore(clips_dir / "synthetic", "train")]
+    full = train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "a", seed=0, device="cpu")
+    assert full.steps == 6 and "train_total" in full.metrics
+    train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "b", seed=0, device="cpu", stop_after=3)
+    resumed = train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "b", seed=0, device="cpu")
+    again = train_tokenizer(section, params["clips"], stores, work_dir=tmp_path / "a", seed=0, device="cpu")
+    for run in (resumed, again):
+        assert run.steps == full.steps
+        assert run.metrics == full.metrics
+
+
 def test_nan_loss_stops_and_keeps_last_checkpoint(params_file, clips_dir, tmp_path, monkeypatch):
     from larp.tokenizer import model as model_mod
     from larp.tokenizer.train import train_tokenizer

@@ -65,7 +65,9 @@ def test_resumed_equals_uninterrupted(tmp_path):
     assert not torch.equal(a["output.weight"], first.model.state_dict()["output.weight"] * 0), "nothing trained"
 
 
-def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_stops_and_keeps_a_checkpoint_from_before_the_step(tmp_path, monkeypatch):
+    """The checkpoint written after step 4's update holds the weights step 4 failed with (resuming from it would
+    fail again whatever the lr): the one of step 2 is kept (issue 14)."""
     torch.set_num_threads(1)
     forward, calls = ARGenerator.forward, {"n": 0}
 
@@ -75,11 +77,25 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
         return logits * float("nan") if calls["n"] == 5 else logits
 
     monkeypatch.setattr(ARGenerator, "forward", poisoned)
-    with pytest.raises(NonFiniteLoss, match=r"step 4.*checkpoint.pt is kept"):
+    with pytest.raises(NonFiniteLoss, match=r"step 4.*checkpoint.pt of step 2 \(before the non-finite step\) is kept"):
         train_generator(section(steps=8), token_data(), work_dir=tmp_path, seed=0, device="cpu")
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert saved["step"] == 4
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 2
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_resumed_metrics_equal_uninterrupted_ones(tmp_path):
+    """Issue 14: resuming mid log window, or at the last step (a forced rerun with work/ intact), reports the steps
+    and train_loss / train_acc of an uninterrupted run."""
+    torch.set_num_threads(1)
+    data, cfg = token_data(), section(steps=6, log_every=4, checkpoint_every=3)
+    full = train_generator(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
+    train_generator(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu", stop_after=5)
+    resumed = train_generator(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu")
+    again = train_generator(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
+    assert set(full.metrics) == {"train_loss", "train_acc"} and full.steps == 6
+    for run in (resumed, again):
+        assert (run.steps, run.metrics) == (full.steps, full.metrics)
 
 
 def test_weight_decay_only_on_linear_weights():

@@ -157,12 +157,13 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
 
     ckpt = Checkpointer(work_dir, {"generator": training_section(section), "data": _data_identity(data),
                                    "seed": seed, "world": world})
-    objects = {"model": model, "opt": opt}
+    window = RunningMeans()  # checkpointed: a resumed run reports the window means an uninterrupted one does
+    objects = {"model": model, "opt": opt, "window": window}
     start = ckpt.resume(objects, "train_generator", dist.is_main)
 
     batches = TokenBatches(data, batch, world, seed, dist.rank)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    meter, window = Throughput(), RunningMeans()
+    meter = Throughput()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_generator", disable=None if dist.is_main else True)
     done = start

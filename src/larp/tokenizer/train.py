@@ -172,7 +172,8 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             disc_module = nn.parallel.DistributedDataParallel(disc, **ddp_kw)
 
     ckpt = Checkpointer(work_dir, {"tokenizer": dict(section), "clips": dict(clips), "seed": seed, "world": world})
-    objects = {"model": model, "opt": opt}
+    window = RunningMeans()  # checkpointed: a resumed run reports the window means an uninterrupted one does
+    objects = {"model": model, "opt": opt, "window": window}
     if disc is not None:
         objects.update(disc=disc, lecam=lecam, opt_d=opt_d)
     start = ckpt.resume(objects, "train_tokenizer", dist.is_main)
@@ -184,10 +185,10 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
                                          num_workers=section["num_workers"], persistent_workers=False,
                                          generator=torch.Generator().manual_seed(seed))
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    meter, window = Throughput(), RunningMeans()
+    meter = Throughput()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_tokenizer", disable=None if dist.is_main else True)
-    step = start
+    done = start  # steps completed (a resume at the last step trains none)
     for step, raw in enumerate(loader, start=start):
         video = to_float_video(raw).to(device, non_blocking=True)
         mult = lr_multiplier(step, steps, section["warmup_steps"], section["min_lr_mult"])
@@ -259,7 +260,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             break
     bar.close()
     final = all_mean(window.last, dist, device)
-    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=step + 1)
+    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=done)
 
 
 # ---------------------------------------------------------------------------------------------------------------
