@@ -110,6 +110,8 @@ def validate_params(params: Mapping[str, Any], source: str = "params") -> None:
             hint = ""
             if isinstance(err.instance, str) and err.validator == "type" and _looks_numeric(err.instance):
                 hint = " (write floats as 1.0e-4: YAML 1.1, which Snakemake uses, reads 1e-4 as a string)"
+            elif err.validator == "pattern" and err.schema.get("description"):
+                hint = f": {err.schema['description']}"
             problems.append(f"{path} = {err.instance!r} is invalid: expected {_allowed(err)}{hint}")
     problems.extend(_cross_checks(params))
     if problems:

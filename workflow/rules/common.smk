@@ -6,6 +6,7 @@ so every rule lists the parameter sections it reads there; the scripts read the 
 
 import json
 import os
+import shlex
 import shutil
 
 from larp.config import ParamsError, load_params, validate_params, variant_section
@@ -17,7 +18,8 @@ from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, s
 PARAM_FILES = [str(p) for p in workflow.overwrite_configfiles]
 if not workflow.config_settings.replace_workflow_config:
     PARAM_FILES = ["params.yaml"] + PARAM_FILES
-PARAMS = " ".join(PARAM_FILES)
+# each path shell-quoted (unchanged when it needs no quoting, so Snakemake's params provenance stays the same)
+PARAMS = " ".join(shlex.quote(p) for p in PARAM_FILES)
 
 try:
     validate_params(config, source=" + ".join(PARAM_FILES))

@@ -42,5 +42,5 @@ rule extract_clips:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/extract_clips.py --params {params.files} --dataset {wildcards.dataset} --input {input.root} "
+        "python workflow/scripts/extract_clips.py --params {params.files} --dataset {wildcards.dataset} --input {input.root:q} "
         "--out {output.store} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
