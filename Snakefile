@@ -4,6 +4,7 @@
     snakemake --cores all reproduce_table2                      # the Table 2 ablations, every seed
     snakemake --cores all reproduce_scaling                     # scaling figures: tokens +- prior, tokenizer size
     snakemake --cores all analyses                              # App. B analyses + reports/claims.md
+    snakemake --cores all --configfile workflow/configs/official.yaml reproduce_official  # released weights, scored
     snakemake --cores all --configfile workflow/configs/paper.yaml reproduce_table1   # paper scale
 dvc.yaml declares the same stages with the same commands (tests/workflow/test_dag_consistency.py proves it).
 """
@@ -23,6 +24,7 @@ include: "workflow/rules/generator.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/scaling.smk"
+include: "workflow/rules/official.smk"
 
 
 rule reproduce_table1:
@@ -44,6 +46,13 @@ rule reproduce_scaling:
     """Fig. 1b / 3a / 3b: every point x seed of params.yaml `scaling`, scored, as reports/scaling/ (tables, PNGs)."""
     input:
         "reports/scaling",
+
+
+rule reproduce_official:
+    """The authors' released checkpoints (params `official`) through our stages: imports, tokens, samples, rFVD,
+    gFVD and frame-prediction FVD (snakemake --configfile workflow/configs/official.yaml reproduce_official)."""
+    input:
+        official_targets,
 
 
 rule analyses:
