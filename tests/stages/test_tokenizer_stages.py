@@ -144,6 +144,35 @@ def test_resumed_metrics_equal_uninterrupted_ones(params_file, clips_dir, tmp_pa
         assert run.metrics == full.metrics
 
 
+_KILL_AFTER_FIRST_OUTPUT = """
+import os, runpy, sys
+import larp.io as io
+finals, real = set(sys.argv[1].split(",")), os.replace
+def replace(src, dst):
+    real(src, dst)
+    if os.path.abspath(dst) in finals:
+        os._exit(137)  # killed right after the first output appeared: no cleanup runs
+io.os.replace = replace
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_kill_between_two_publishes_leaves_no_complete_looking_model(params_file, clips_dir, tmp_path):
+    """Issue 14 case 3: the model folder, report folder and metrics file used to be renamed one after another, so a
+    kill after the first left a complete-looking results/tokenizer/<v>/. Now the model folder appears last."""
+    out, report, metrics = tmp_path / "tok", tmp_path / "rep", tmp_path / "m.json"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}", OMP_NUM_THREADS="1")
+    finals = ",".join(str(p.resolve()) for p in (out, report, metrics))
+    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_FIRST_OUTPUT, finals,
+                           str(ROOT / "workflow/scripts/train_tokenizer.py"), "--params", *params_file,
+                           "--variant", "larp", "--clips-dir", str(clips_dir), "--work", str(tmp_path / "w"),
+                           "--out", str(out), "--report", str(report), "--metrics", str(metrics), "--threads", "1"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 137, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert not out.exists(), "a half-published stage left a complete-looking model folder"
+
+
 def test_nan_loss_stops_and_keeps_last_checkpoint(params_file, clips_dir, tmp_path, monkeypatch):
     from larp.tokenizer import model as model_mod
     from larp.tokenizer.train import train_tokenizer

@@ -276,3 +276,13 @@ def test_crash_midway_leaves_nothing_that_looks_complete(tmp_path, tiny_dataset,
     with pytest.raises(KeyboardInterrupt):
         extract_clips("synthetic", tiny_dataset, cfg, out)
     assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_too_many_failures_lists_every_unusable_video_in_one_pass(tmp_path, bad_dataset, tiny_clips_params):
+    """Issue 14 case 10: extraction used to stop at the first failure over the limit and list only those seen."""
+    cfg = ClipConfig(**{**tiny_clips_params, "max_failed_fraction": 0.25})
+    with pytest.raises(ExtractionError, match=r"split train: 8 of 12 videos.*All 8 unusable videos"):
+        extract_clips("bad", bad_dataset, cfg, tmp_path / "clips", threads=2)
+    sidecar = pd.read_csv(tmp_path / "clips.failures.csv")
+    assert {Path(p).name for p in sidecar["path"]} == set(EXPECTED_REASONS)
+    assert not (tmp_path / "clips").exists() and not _leftovers(tmp_path)

@@ -41,7 +41,7 @@ from einops import rearrange
 
 from larp.data.datasets import SPLITS, class_names, list_videos
 from larp.data.video import VideoError, decode_frames, quiet_decord
-from larp.io import atomic_dir, atomic_file, read_json, write_json
+from larp.io import atomic_file, atomic_outputs, read_json, write_json
 from larp.runtime import progress
 
 MANIFEST_COLUMNS = ["video_id", "path", "class_id", "class_name", "split", "start_frame", "num_frames", "fps",
@@ -156,16 +156,14 @@ def _reason_counts(failures: Iterable[Mapping[str, str]]) -> str:
 
 
 def _extract_split(videos: pd.DataFrame, folder: Path, cfg: ClipConfig, pool: Executor | None, window: int,
-                   failures: list[dict[str, str]], fail: Callable[[str, int, int], None]) -> dict[str, int]:
-    """Extract one split into ``folder``; appends to ``failures`` and calls ``fail`` when there are too many."""
+                   failures: list[dict[str, str]], keep: Callable[[], bool]) -> dict[str, int]:
+    """Extract one split into ``folder``; appends every unusable video to ``failures``. Every video is tried, also
+    once too many failed, so one pass lists them all; frames are stored only while ``keep()`` (nothing doomed)."""
     folder.mkdir()
     split = folder.name
-    allowed = math.floor(cfg.max_failed_fraction * len(videos))
     exists = np.array([Path(p).is_file() for p in videos["path"]], dtype=bool)  # cheap check before decoding
     missing = [{"path": p, "split": split, "reason": "missing file"} for p, e in zip(videos["path"], exists) if not e]
     failures.extend(missing)
-    if len(missing) > allowed:
-        fail(split, len(missing), len(videos))
     todo = videos[exists]
     writer = _ShardWriter(folder, cfg.shard_frames, (cfg.resolution, cfg.resolution, 3))
     rows, failed, frames_total = [], len(missing), 0
@@ -176,8 +174,8 @@ def _extract_split(videos: pd.DataFrame, folder: Path, cfg: ClipConfig, pool: Ex
             if frames is None:
                 failures.append({"path": rec.path, "split": split, "reason": reason})
                 failed += 1
-                if failed > allowed:
-                    fail(split, failed, len(videos))
+                continue
+            if not keep():
                 continue
             shard, offset = writer.add(frames)
             frames_total += len(frames)
@@ -192,12 +190,15 @@ def _extract_split(videos: pd.DataFrame, folder: Path, cfg: ClipConfig, pool: Ex
 
 
 def extract_clips(name: str, ds: Mapping[str, Any], cfg: ClipConfig, out: str | os.PathLike,
-                  threads: int = 1, listings: Mapping[str, pd.DataFrame] | None = None) -> dict[str, Any]:
+                  threads: int = 1, listings: Mapping[str, pd.DataFrame] | None = None,
+                  metrics_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Extract both splits of dataset ``name`` into the clip store at ``out``; returns summary.json's content.
 
     Lists everything first (a missing root or list raises :class:`~larp.data.datasets.DatasetError` before any
-    work). If more than ``cfg.max_failed_fraction`` of a split's videos fail, raises :class:`ExtractionError`
-    without publishing and writes the failures beside the would-be output (``<out>.failures.csv``).
+    work). Every listed video of both splits is tried; if more than ``cfg.max_failed_fraction`` of a split's videos
+    failed, raises :class:`ExtractionError` without publishing and writes ALL the failures beside the would-be output
+    (``<out>.failures.csv``), so one fix-and-rerun is enough. ``metrics_path`` (the flat metrics of
+    :func:`summary_metrics`) is published together with the store, the store last (larp.io.atomic_outputs).
     """
     out = Path(out)
     sidecar = out.with_name(out.name + ".failures.csv")
@@ -205,13 +206,26 @@ def extract_clips(name: str, ds: Mapping[str, Any], cfg: ClipConfig, out: str | 
     classes = class_names(ds)
     failures: list[dict[str, str]] = []
 
-    def fail(split: str, failed: int, listed: int) -> None:
+    per_split, counted = Counter(), [0]  # failures per split, counted incrementally (called once per video)
+
+    def over_limit() -> list[str]:
+        """Each split with more failures than clips.max_failed_fraction allows, in words."""
+        per_split.update(f["split"] for f in failures[counted[0]:])
+        counted[0] = len(failures)
+        out = []
+        for split in SPLITS:
+            listed, failed = len(listings[split]), per_split[split]
+            if failed > math.floor(cfg.max_failed_fraction * listed):
+                out.append(f"split {split}: {failed} of {listed} videos ({failed / max(listed, 1):.1%})")
+        return out
+
+    def fail(bad: list[str]) -> None:
         with atomic_file(sidecar) as tmp:
             pd.DataFrame(failures, columns=["path", "split", "reason"]).to_csv(tmp, index=False)
         raise ExtractionError(
-            f"dataset {name}, split {split}: {failed} of {listed} videos ({failed / max(listed, 1):.1%}) could not "
-            f"be used, more than clips.max_failed_fraction = {cfg.max_failed_fraction:g} ({_reason_counts(failures)})"
-            f"; nothing was published. The videos and reasons are listed in {sidecar}")
+            f"dataset {name}, {'; '.join(bad)} could not be used, more than clips.max_failed_fraction = "
+            f"{cfg.max_failed_fraction:g} ({_reason_counts(failures)}); nothing was published. All "
+            f"{len(failures)} unusable videos and their reasons are listed in {sidecar}")
 
     start = time.perf_counter()
     counts: dict[str, dict[str, int]] = {}
@@ -222,9 +236,13 @@ def extract_clips(name: str, ds: Mapping[str, Any], cfg: ClipConfig, out: str | 
     else:
         quiet_decord()
     try:
-        with atomic_dir(out) as tmp:
+        with atomic_outputs() as outs:
+            tmp = outs.dir(out)
             for split in SPLITS:
-                counts[split] = _extract_split(listings[split], tmp / split, cfg, pool, 4 * threads, failures, fail)
+                counts[split] = _extract_split(listings[split], tmp / split, cfg, pool, 4 * threads, failures,
+                                               keep=lambda: not over_limit())
+            if bad := over_limit():
+                fail(bad)
             seconds = time.perf_counter() - start
             frames = sum(c["frames"] for c in counts.values())
             pd.DataFrame({"class_id": range(len(classes)), "class_name": classes}).to_csv(tmp / "classes.csv",
@@ -237,6 +255,8 @@ def extract_clips(name: str, ds: Mapping[str, Any], cfg: ClipConfig, out: str | 
                 "params": {"clips": asdict(cfg), "dataset": dict(ds)},
             }
             write_json(tmp / "summary.json", summary)
+            if metrics_path is not None:
+                write_json(outs.file(metrics_path), summary_metrics(summary))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

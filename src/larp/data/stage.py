@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import StageError
-from ..io import write_json
 from ..tracking import tracker_for
 from .clips import SPLITS, ClipConfig, ExtractionError, extract_clips, summary_metrics
 from .datasets import check_root, dataset_entry, list_videos
@@ -36,11 +35,11 @@ def run_extract_clips(params: Mapping[str, Any], dataset: str, *, root: str | Pa
     with tracker_for(params, stage="extract_clips", variant=dataset, study="data",
                      resolved={"dataset": ds, "clips": params["clips"]}) as tracker:
         try:
-            summary = extract_clips(dataset, ds, cfg, out, threads=threads, listings=listings)
+            summary = extract_clips(dataset, ds, cfg, out, threads=threads, listings=listings,
+                                    metrics_path=metrics_path)
         except ExtractionError as exc:
             raise StageError(str(exc)) from exc
         metrics = summary_metrics(summary)
-        write_json(metrics_path, metrics)
         tracker.log_metrics(metrics)
         tracker.log_artifact(Path(out) / "failures.csv")
     print(f"extract_clips: {dataset}: " + ", ".join(

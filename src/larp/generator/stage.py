@@ -27,7 +27,7 @@ from einops import rearrange
 from ..cli import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
-from ..io import atomic_dir, save_weights, write_json
+from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed, stage_seed
 from ..tracking import tracker_for
 from .presets import count_parameters
@@ -66,10 +66,11 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: 
                 "mode": section["mode"], "tokenizer": section["tokenizer"], "dataset": section["dataset"],
                 "token_meta": data.meta, "steps": result.steps, "seed": seed, "git_commit": git_commit(),
                 "metrics": metrics}
-        with atomic_dir(out_dir) as tmp:
+        with atomic_outputs() as outs:  # one publication: the model folder (what later stages read) appears last
+            tmp = outs.dir(out_dir)
             save_weights(tmp / "model.safetensors", result.model.state_dict(), meta)
             write_json(tmp / "config.json", meta)
-        write_json(metrics_path, metrics)
+            write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     return metrics
 
@@ -177,7 +178,8 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
                 "variant": variant}
     with tracker_for(params, stage="sample_videos", variant=variant, study="generator", resolved=resolved) as tracker:
         cfg = tokenizer.cfg
-        with atomic_dir(out_dir) as tmp:
+        with atomic_outputs() as outs:  # samples, report and metrics as one publication, the samples last
+            tmp = outs.dir(out_dir)
             videos = np.lib.format.open_memmap(tmp / "videos.npy", mode="w+", dtype=np.uint8,
                                                shape=(len(windows), cfg.frames, cfg.resolution, cfg.resolution, 3))
             out = sample_videos(model, tokenizer, store, windows, videos, mode=mode, sampling=sampling,
@@ -199,15 +201,15 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
                        "sample_nll": out["sample_nll"],
                        "sample_codebook_usage": np.unique(out["tokens"]).size / cfg.codebook_size}
             real_of = (lambda idx: store.read_many([windows[i] for i in idx], cfg.frames)) if mode == "fp" else None
-            with atomic_dir(report_dir) as rep:
-                files = write_class_grids(rep, videos, out["labels"], store.class_names,
-                                          per_class=sampling["grid_videos_per_class"],
-                                          max_classes=sampling["grid_classes"], real_of=real_of,
-                                          title=f"{variant}: {protocol}, cfg {info['cfg_scale']}, "
-                                                f"seed {sampling['seed']}")
-                write_json(rep / "metrics.json", metrics)
+            rep = outs.dir(report_dir)
+            files = write_class_grids(rep, videos, out["labels"], store.class_names,
+                                      per_class=sampling["grid_videos_per_class"],
+                                      max_classes=sampling["grid_classes"], real_of=real_of,
+                                      title=f"{variant}: {protocol}, cfg {info['cfg_scale']}, "
+                                            f"seed {sampling['seed']}")
+            write_json(rep / "metrics.json", metrics)
+            write_json(outs.file(metrics_path), metrics)
             del videos  # close the memory map before the folder is renamed
-        write_json(metrics_path, metrics)
         tracker.log_metrics(metrics)
         for f in (files[0], files[-1]):
             tracker.log_artifact(Path(report_dir) / f.name)

@@ -30,7 +30,7 @@ import torch
 from ..cli import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, random_window, rfvd_windows, sample_chunks, to_float_video
-from ..io import atomic_dir, file_digest, load_weights, read_json, save_weights, write_json
+from ..io import atomic_outputs, file_digest, load_weights, read_json, save_weights, write_json
 from ..runtime import git_commit, resolve_device, set_seed
 from ..tracking import tracker_for
 from .detectors import (
@@ -116,21 +116,21 @@ def run_train_detector(params: Mapping[str, Any], dataset: str, *, clips_dir: st
     t0 = time.perf_counter()
     with tracker_for(params, stage="train_detector", variant=dataset, study="detector",
                      resolved={"detector": section, "clips": params["clips"], "run": params["run"]}) as tracker:
-        if section["kind"] == "i3d":
-            info = _record_i3d(section, dataset)
-            metrics: dict[str, Any] = {"kind": "i3d", "feature_dim": info["feature_dim"]}
-            with atomic_dir(out_dir) as tmp:
+        with atomic_outputs() as outs:  # the detector folder and the metrics file as one publication, folder last
+            tmp = outs.dir(out_dir)
+            if section["kind"] == "i3d":
+                info = _record_i3d(section, dataset)
+                metrics: dict[str, Any] = {"kind": "i3d", "feature_dim": info["feature_dim"]}
                 write_json(tmp / "detector.json", info)
-        else:
-            info, metrics, model = _train_classifier(params, dataset, Path(clips_dir), tracker)
-            with atomic_dir(out_dir) as tmp:
+            else:
+                info, metrics, model = _train_classifier(params, dataset, Path(clips_dir), tracker)
                 save_weights(tmp / "model.safetensors", model.state_dict(),
                              {"classifier_config": model.config.to_dict(), "dataset": dataset,
                               "git_commit": git_commit(), "metrics": metrics})
                 info["weights_hash"] = sha256_file(tmp / "model.safetensors")
                 write_json(tmp / "detector.json", info)
-        metrics["seconds"] = time.perf_counter() - t0
-        write_json(metrics_path, metrics)
+            metrics["seconds"] = time.perf_counter() - t0
+            write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     return metrics
 

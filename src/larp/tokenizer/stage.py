@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows
-from ..io import atomic_dir, save_weights, write_json
+from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import tracker_for
 from .presets import count_parameters
@@ -54,14 +54,15 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
                    "num_tokens": result.config.num_latents}
         meta = {"model_config": result.config.to_dict(), "stage_config": section, "clips": clips, "variant": variant,
                 "steps": result.steps, "seed": seed, "git_commit": git_commit(), "metrics": metrics}
-        with atomic_dir(out_dir) as tmp:
+        with atomic_outputs() as outs:  # one publication: the model folder (what later stages read) appears last
+            tmp = outs.dir(out_dir)
             save_weights(tmp / "model.safetensors", result.model.state_dict(), meta)
             write_json(tmp / "config.json", meta)
-        with atomic_dir(report_dir) as tmp:
-            save_recon_figure(video, recon, tmp / "reconstructions.png",
+            rep = outs.dir(report_dir)
+            save_recon_figure(video, recon, rep / "reconstructions.png",
                               title=f"{variant}: val PSNR {val['val_psnr']:.2f} dB (deterministic SVQ)")
-            write_json(tmp / "metrics.json", metrics)
-        write_json(metrics_path, metrics)
+            write_json(rep / "metrics.json", metrics)
+            write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(Path(report_dir) / "reconstructions.png")
     return metrics
@@ -97,7 +98,8 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
     t0 = time.perf_counter()
     with tracker_for(params, stage="encode_tokens", variant=tok, study="tokenizer",
                      resolved={"tokens": cfg, "tokenizer": meta["model_config"]}) as tracker:
-        with atomic_dir(out_dir) as tmp:
+        with atomic_outputs() as outs:  # the tokens folder and the metrics file as one publication, tokens last
+            tmp = outs.dir(out_dir)
             for name in sorted(params["datasets"]):
                 (tmp / name).mkdir()
                 for split in ("train", "test"):
@@ -114,7 +116,7 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
                     "codebook_size": model.cfg.codebook_size, "num_classes": store.num_classes,
                     "class_names": list(store.class_names), "frames": model.cfg.frames,
                     "fp_context_frames": cfg["fp_context_frames"]})
-        metrics["seconds"] = time.perf_counter() - t0
-        write_json(metrics_path, metrics)
+            metrics["seconds"] = time.perf_counter() - t0
+            write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k.replace(".", "_"): v for k, v in metrics.items()})
     return metrics
