@@ -286,3 +286,28 @@ def test_too_many_failures_lists_every_unusable_video_in_one_pass(tmp_path, bad_
     sidecar = pd.read_csv(tmp_path / "clips.failures.csv")
     assert {Path(p).name for p in sidecar["path"]} == set(EXPECTED_REASONS)
     assert not (tmp_path / "clips").exists() and not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated shard", "empty shard", "garbled manifest", "manifest without columns"])
+def test_a_damaged_clip_store_names_the_file_and_what_to_do(tmp_path, tiny_clips, damage):
+    """Issue 14 case 7: these raised a numpy/pandas traceback that did not name the file."""
+    from larp.cli import StageError
+
+    store = tmp_path / "synthetic"
+    shutil.copytree(tiny_clips, store)
+    shard, manifest = store / "train" / "frames-00000.npy", store / "train" / "manifest.csv"
+    if damage == "truncated shard":
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 3])
+        bad = shard
+    elif damage == "empty shard":
+        shard.write_bytes(b"")
+        bad = shard
+    elif damage == "garbled manifest":
+        manifest.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+        bad = manifest
+    else:
+        manifest.write_text("a,b\n1,2\n")
+        bad = manifest
+    with pytest.raises(StageError, match=rf"{bad} is damaged.*delete {store} and re-run extract_clips"):
+        clips = ClipStore(store, "train")
+        clips.read(0, 0, 2)

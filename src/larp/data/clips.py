@@ -288,16 +288,39 @@ class ClipStore:
         if not (folder / "manifest.csv").is_file():
             raise FileNotFoundError(f"no clip store at {folder} (expected manifest.csv there); run the "
                                     "extract_clips stage for this dataset first")
-        self.manifest = pd.read_csv(folder / "manifest.csv")
-        self.class_names = list(pd.read_csv(self.root / "classes.csv")["class_name"].astype(str))
+        try:
+            self.manifest = pd.read_csv(folder / "manifest.csv")
+            missing = [c for c in MANIFEST_COLUMNS if c not in self.manifest.columns]
+            if missing:
+                raise ValueError(f"columns {missing} are missing")
+            ints = ["class_id", "num_frames", "shard", "offset"]
+            bad = [c for c in ints if not pd.api.types.is_integer_dtype(self.manifest[c])]
+            if bad:
+                raise ValueError(f"columns {bad} do not hold whole numbers")
+            if len(self.manifest) and ((self.manifest[ints] < 0).any().any() or (self.manifest["num_frames"] < 1).any()):
+                raise ValueError("negative ids, offsets or frame counts")
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise self._damaged(folder / "manifest.csv", str(exc)) from None
+        try:
+            self.class_names = list(pd.read_csv(self.root / "classes.csv")["class_name"].astype(str))
+            self.resolution = int(read_json(self.root / "summary.json")["params"]["clips"]["resolution"])
+        except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise self._damaged(self.root, f"classes.csv or summary.json unreadable: {exc!r}") from None
         self.num_classes = len(self.class_names)
-        self.resolution = int(read_json(self.root / "summary.json")["params"]["clips"]["resolution"])
         self._counts = self.manifest["num_frames"].to_numpy()
         self._shards = self.manifest["shard"].to_numpy()
         self._offsets = self.manifest["offset"].to_numpy()
         self._labels = self.manifest["class_id"].to_numpy()
+        ends = self.manifest.assign(end=self.manifest["offset"] + self.manifest["num_frames"]).groupby("shard")["end"]
+        self._needed = {int(k): int(v) for k, v in ends.max().items()}  # frames each shard must hold
         self._maps: dict[int, np.ndarray] = {}
         self._pid = os.getpid()
+
+    def _damaged(self, path: Path, detail: str) -> Exception:
+        from larp.cli import StageError
+
+        return StageError(f"clip store file {path} is damaged ({detail}); delete {self.root} and re-run "
+                          "extract_clips for this dataset (Snakemake and DVC re-run it when its output is missing)")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_maps": {}}
@@ -315,7 +338,16 @@ class ClipStore:
         if self._pid != os.getpid():  # maps are per process
             self._maps, self._pid = {}, os.getpid()
         if k not in self._maps:
-            self._maps[k] = np.load(self.root / self.split / f"frames-{k:05d}.npy", mmap_mode="r")
+            path = self.root / self.split / f"frames-{k:05d}.npy"
+            try:
+                shard = np.load(path, mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:  # empty, truncated or garbled
+                raise self._damaged(path, f"{type(exc).__name__}: {exc}") from None
+            shape = (self.resolution, self.resolution, 3)
+            if shard.dtype != np.uint8 or shard.shape[1:] != shape or len(shard) < self._needed.get(k, 0):
+                raise self._damaged(path, f"holds {shard.dtype} {shard.shape}, the manifest needs uint8 "
+                                          f"({self._needed.get(k, 0)}, {', '.join(map(str, shape))})")
+            self._maps[k] = shard
         return self._maps[k]
 
     def read(self, i: int, start: int, length: int) -> np.ndarray:
