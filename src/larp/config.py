@@ -114,6 +114,8 @@ def validate_params(params: Mapping[str, Any], source: str = "params") -> None:
                 hint = f": {err.schema['description']}"
             problems.append(f"{path} = {err.instance!r} is invalid: expected {_allowed(err)}{hint}")
     problems.extend(_cross_checks(params))
+    if not problems:  # shapes only of otherwise valid parameters (the models need every key)
+        problems.extend(_shape_checks(params))
     if problems:
         raise ParamsError(f"{source}: {len(problems)} invalid parameter(s):\n  - " + "\n  - ".join(problems))
 
@@ -138,6 +140,87 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
     out.extend(_generator_checks(params))
     out.extend(_sweep_checks(params))
     out.extend(_analysis_checks(params))
+    return out
+
+
+def _synthetic_chunk_pool(params: Mapping[str, Any], ds: Mapping[str, Any], split: str) -> int | None:
+    """Size of the non-overlapping chunk pool (larp.data.clips.chunk_pool) of a synthetic split, from params alone;
+    None for datasets whose videos are only known after extraction."""
+    from .data.synthetic import tested_groups
+
+    syn, clips = params["synthetic"], params["clips"]
+    if ds["kind"] != "synthetic":
+        return None
+    tested = len(tested_groups(int(ds["split"]), int(syn["groups"])))
+    groups = tested if split == "test" else int(syn["groups"]) - tested
+    stored = -(-int(syn["frames"]) // int(clips["stride"]))
+    if clips["max_frames_per_video"] is not None:
+        stored = min(stored, int(clips["max_frames_per_video"]))
+    return int(syn["num_classes"]) * groups * int(syn["clips_per_group"]) * (stored // int(clips["frames"]))
+
+
+def _shape_checks(params: Mapping[str, Any]) -> list[str]:
+    """Every shape rule a model or stage enforces, checked before any stage runs by building each variant's
+    configuration with the code that enforces it (TokenizerConfig / check_vit_shape, the prior, the discriminator,
+    GeneratorConfig, the frame-prediction context), so a rule has one definition."""
+    from .generator.presets import get_preset
+    from .tokenizer.encode import check_context
+    from .tokenizer.losses import DiscriminatorConfig
+    from .tokenizer.train import build_config
+
+    out, clips = [], params["clips"]
+    where = ("(keys clips.frames, clips.resolution, tokenizer.preset, tokenizer.model.*, tokenizer.use_prior, "
+             "tokenizer.prior.*, tokenizer.discriminator.*)")
+    base_model = params["tokenizer"]["model"]
+    tok_cfgs = {}
+    for name in sorted(params.get("tokenizers") or {}) + [r for sw in SWEEPS for r in trained_runs(params, sw)]:
+        section = variant_section(params, "tokenizer", "tokenizers", name)
+        try:
+            cfg = build_config(section, clips)
+            if section["loss"]["gan_weight"] > 0:
+                DiscriminatorConfig(frames=cfg.frames, resolution=cfg.resolution, patch_t=cfg.patch_t,
+                                    patch_s=cfg.patch_s, **section["discriminator"])
+        except (ValueError, TypeError) as exc:
+            out.append(f"tokenizers.{name}: {exc} {where}")
+            continue
+        tok_cfgs[name] = cfg
+        # a num_tokens given for a patchwise configuration (its own override, or a patchwise base section) would be
+        # silently ignored; one inherited from a holistic base section is not meant for it (README, Parameters)
+        overrides = (params.get("tokenizers") or {}).get(name) or run_overrides(params, "tokenizer", name) or {}
+        explicit = "model.num_tokens" in overrides or "num_tokens" in (overrides.get("model") or {}) or (
+            base_model.get("kind") == "patchwise" and "num_tokens" in base_model)
+        given = section["model"].get("num_tokens")
+        if cfg.kind == "patchwise" and explicit and given != cfg.num_patches:
+            out.append(f"tokenizers.{name}: model.num_tokens = {given} is ignored by a patchwise tokenizer, whose tokens "
+                       f"are its {cfg.num_patches} patches (clips.frames / patch_t x (clips.resolution / patch_s)^2); "
+                       f"set tokenizer.model.num_tokens: {cfg.num_patches} for it or choose the patch sizes")
+    try:
+        check_context(int(params["tokens"]["fp_context_frames"]), int(clips["frames"]))
+    except ValueError as exc:
+        out.append(f"tokens.fp_context_frames: {exc} (clips.frames = {clips['frames']})")
+    gens = sorted(params.get("generators") or {}) + [r for sw in SWEEPS for r in trained_runs(params, sw)
+                                                     + sampling_runs(params, sw)]
+    for name in gens:
+        section = variant_section(params, "generator", "generators", name)
+        tok = tok_cfgs.get(section["tokenizer"]) or tok_cfgs.get(name)
+        if tok is not None:
+            try:
+                get_preset(section["preset"], **dict(section["model"]), mode=section["mode"],
+                           vocab_size=tok.codebook_size, num_tokens=tok.num_latents, num_classes=2)
+            except (ValueError, TypeError) as exc:
+                out.append(f"generators.{name}: {exc} (keys generator.preset, generator.model.*)")
+        split = "train" if section["mode"] == "class" else "test"
+        ds = (params.get("datasets") or {}).get(section["dataset"])
+        pool = _synthetic_chunk_pool(params, ds, split) if ds else None
+        n = section["sampling"]["num_videos"]
+        if pool is not None and n > pool:
+            out.append(f"generators.{name}: generator.sampling.num_videos = {n} but the {clips['frames']}-frame chunk "
+                       f"pool of {section['dataset']}/{split} holds {pool} clips (synthetic.*, clips.frames); set "
+                       f"num_videos <= {pool}")
+    det = params.get("detector") or {}
+    if det.get("kind") == "i3d" and not det.get("i3d_path"):
+        out.append("detector.kind is i3d but detector.i3d_path is null; fetch the file (README, FVD detectors) and set "
+                   "detector.i3d_path: data/i3d/i3d_torchscript.pt, or use detector.kind: classifier")
     return out
 
 

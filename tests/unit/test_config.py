@@ -76,3 +76,42 @@ def test_every_key_in_params_yaml_is_commented():
     missing = [ln for ln in leaf_lines if "#" not in ln and not ln.strip().startswith("- ")
                and not ln.strip().startswith("model.kind")]
     assert data and not missing, f"uncommented keys in params.yaml: {missing}"
+
+
+# issue 14 case 9: combinations that passed validation and failed later with a ValueError traceback
+BAD_COMBINATIONS = {
+    "resolution not divisible by the patch size": (
+        {"clips": {"resolution": 36}}, r"tokenizers\.larp: expected frames divisible by patch_t and resolution"),
+    "heads do not divide the width": (
+        {"tokenizer": {"model": {"heads": 7}}}, r"tokenizers\.larp: width must be divisible by heads"),
+    "one token with the prior": (
+        {"tokenizer": {"model": {"num_tokens": 1}}}, r"tokenizers\.larp: the AR prior needs at least 2 tokens"),
+    "condition longer than the clip": (
+        {"tokens": {"fp_context_frames": 17}}, r"tokens\.fp_context_frames: fp_context_frames must be in \[1, 16\]"),
+    "more videos than the chunk pool": (
+        {"generator": {"sampling": {"num_videos": 100000}}},
+        r"generators\.class-larp: generator\.sampling\.num_videos = 100000 .* holds \d+ clips"),
+    "i3d without its file": (
+        {"detector": {"kind": "i3d", "i3d_path": None}}, r"detector\.kind is i3d but detector\.i3d_path is null"),
+    "patchwise token count that would be ignored": (
+        {"tokenizers": {"patchwise": {"model.kind": "patchwise", "model.num_tokens": 5}}},
+        r"tokenizers\.patchwise: model\.num_tokens = 5 is ignored by a patchwise tokenizer, whose tokens are its 64"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMBINATIONS))
+def test_bad_parameter_combinations_are_refused_naming_the_keys(params, case):
+    change, expected = BAD_COMBINATIONS[case]
+    with pytest.raises(ParamsError, match=expected):
+        validate_params(deep_merge(params, change))
+
+
+def test_synthetic_chunk_pool_from_params_matches_the_extracted_store(tiny_clips, tiny_dataset, tiny_clips_params,
+                                                                      tiny_synthetic_params):
+    from larp.config import _synthetic_chunk_pool
+    from larp.data.clips import ClipStore, chunk_pool
+
+    params = {"synthetic": tiny_synthetic_params, "clips": tiny_clips_params}
+    for split in ("train", "test"):
+        assert _synthetic_chunk_pool(params, tiny_dataset, split) == len(
+            chunk_pool(ClipStore(tiny_clips, split), tiny_clips_params["frames"]))

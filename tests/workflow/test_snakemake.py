@@ -45,3 +45,26 @@ def test_paper_scale_dry_run(tmp_path):
                     "--replace-workflow-config", "reproduce_table1")
     assert "extract_clips" in proc.stdout and "make_synthetic" not in proc.stdout
     assert "workflow/configs/paper.yaml" in proc.stdout and "--params params.yaml" not in proc.stdout
+
+
+def test_bad_parameter_combinations_stop_snakemake_and_the_first_stage(tmp_path):
+    """Issue 14 case 9: refused by `snakemake -n` and by the first stage's own validation, naming the keys."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, tool_env
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tokenizer:\n  model:\n    heads: 7\ntokens:\n  fp_context_frames: 17\n"
+                   "detector:\n  kind: i3d\n  i3d_path: null\n")
+    proc = run_tool("snakemake", "-n", "--cores", "1", "--configfile", str(bad), check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "rule make_synthetic" not in text
+    needles = ("tokenizers.larp: width must be divisible by heads", "tokens.fp_context_frames",
+               "detector.i3d_path is null")
+    assert all(n in text for n in needles), text[-3000:]
+    stage = subprocess.run([sys.executable, "workflow/scripts/make_synthetic.py", "--params", "params.yaml", str(bad),
+                            "--out", str(tmp_path / "syn")], cwd=ROOT, env=tool_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert stage.returncode == 2 and "Traceback" not in stage.stderr
+    assert all(n in stage.stderr for n in needles) and not (tmp_path / "syn").exists()

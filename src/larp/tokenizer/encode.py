@@ -25,11 +25,16 @@ def token_dtype(codebook_size: int) -> type[np.integer]:
     return np.uint16 if codebook_size <= 2**16 else np.int32
 
 
+def check_context(context: int, frames: int) -> None:
+    """The frame-prediction condition keeps 1 .. ``frames`` frames of a clip (also checked in params validation)."""
+    if not 1 <= context <= frames:
+        raise ValueError(f"fp_context_frames must be in [1, {frames}], found {context}")
+
+
 def pad_context(video: torch.Tensor, context: int) -> torch.Tensor:
     """Keep the first ``context`` frames of (B,3,T,H,W) and repeat the last of them up to T frames."""
     t = video.shape[2]
-    if not 1 <= context <= t:
-        raise ValueError(f"fp_context_frames must be in [1, {t}], found {context}")
+    check_context(context, t)
     last = repeat(video[:, :, context - 1], "b c h w -> b c t h w", t=t - context)
     return torch.cat([video[:, :, :context], last], dim=2)
 

@@ -177,6 +177,9 @@ class TokenizerConfig:
             raise ValueError(f"latent_proj_gain must be > 0 but found {self.latent_proj_gain}")
         if self.num_tokens < 1:
             raise ValueError(f"num_tokens must be >= 1 but found {self.num_tokens}")
+        if self.prior is not None and self.num_latents < 2:
+            raise ValueError(f"the AR prior needs at least 2 tokens but the tokenizer has {self.num_latents}; "
+                             "set prior=None")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -256,8 +259,6 @@ class LARPTokenizer(nn.Module):
         self.decoder = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.dec_depth))
         self.out_norm = nn.LayerNorm(d, eps=1e-6)
         self.out_proj = nn.Linear(d, cfg.patch_t * cfg.patch_s * cfg.patch_s * 3)
-        if cfg.prior is not None and n < 2:
-            raise ValueError(f"the AR prior needs at least 2 tokens but the tokenizer has {n}; set prior=None")
         self.prior = ARPrior(cfg.prior, cfg.codebook_dim, n) if cfg.prior is not None else None
         self._init_weights()
 
