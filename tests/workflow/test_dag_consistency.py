@@ -71,3 +71,10 @@ def test_every_stage_script_is_a_dvc_dep(both):
 def test_readme_dag_is_current():
     text = (ROOT / "README.md").read_text()
     assert dag.readme_block() in text, "README DAG is stale: run `python workflow/tools/dag.py --readme`"
+
+
+def test_workflow_subprocess_limits_are_safety_limits_not_speed_requirements():
+    """Issue 14 case 12: a 300-second limit failed the tiny `dvc repro make_table1` on a loaded 2-core machine."""
+    from .conftest import TOOL_TIMEOUT_S
+
+    assert TOOL_TIMEOUT_S >= 3600 and dag.TOOL_TIMEOUT_S >= 3600
