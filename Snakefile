@@ -4,7 +4,7 @@
     snakemake --cores all reproduce_table2                      # the Table 2 ablations, every seed
     snakemake --cores all reproduce_scaling                     # scaling figures: tokens +- prior, tokenizer size
     snakemake --cores all analyses                              # App. B analyses + reports/claims.md
-    snakemake --cores all --configfile workflow/configs/official.yaml reproduce_official  # released weights, scored
+    snakemake reproduce_official --cores all --configfile workflow/configs/official.yaml  # released weights, scored
     snakemake --cores all --configfile workflow/configs/paper.yaml reproduce_table1   # paper scale
 dvc.yaml declares the same stages with the same commands (tests/workflow/test_dag_consistency.py proves it).
 """
@@ -50,9 +50,9 @@ rule reproduce_scaling:
 
 rule reproduce_official:
     """The authors' released checkpoints (params `official`) through our stages: imports, tokens, samples, rFVD,
-    gFVD and frame-prediction FVD (snakemake --configfile workflow/configs/official.yaml reproduce_official)."""
+    gFVD and frame-prediction FVD (snakemake reproduce_official --configfile workflow/configs/official.yaml)."""
     input:
-        official_targets,
+        lambda wc: official_targets(config),
 
 
 rule analyses:

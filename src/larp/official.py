@@ -633,6 +633,32 @@ def _check_round_trip(folder: Path, kind: str, model: torch.nn.Module) -> None:
         raise StageError(f"the published {kind} does not load back identically: {bad[:5]}")
 
 
+def official_entry_json(params: Mapping[str, Any], name: str, kind: str) -> str:
+    """``official.<name>`` as canonical JSON (the import rule's tracked param); refuses a name of another kind."""
+    import json
+
+    entry = _entry(params, name)
+    if entry["kind"] != kind:
+        raise StageError(f"official.{name} is a {entry['kind']}, not a {kind}")
+    return json.dumps(entry, sort_keys=True)
+
+
+def official_targets(params: Mapping[str, Any]) -> list[str]:
+    """What ``reproduce_official`` builds: each import, the imported tokenizers' tokens and rFVD, and the imported
+    generators' samples and gFVD / frame-prediction FVD."""
+    entries = params.get("official") or {}
+    if not entries:
+        raise StageError("reproduce_official: params declare no `official` checkpoints; add "
+                         "--configfile workflow/configs/official.yaml")
+    out = []
+    for name, entry in sorted(entries.items()):
+        if entry["kind"] == "tokenizer":
+            out += [f"results/tokenizer/{name}", f"results/tokens/{name}", f"results/eval/tokenizer/{name}.json"]
+        else:
+            out += [f"results/generator/{name}", f"results/samples/{name}", f"results/eval/generator/{name}.json"]
+    return out
+
+
 __all__ = ["OfficialSource", "Rule", "apply_rules", "convert_generator", "convert_tokenizer", "detect_kind",
-           "fetch_hf", "generator_config", "generator_rules", "read_source", "run_import_official",
+           "fetch_hf", "generator_config", "official_entry_json", "official_targets", "generator_rules", "read_source", "run_import_official",
            "tokenizer_config", "tokenizer_rules"]

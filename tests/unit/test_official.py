@@ -355,3 +355,10 @@ def test_imported_weights_run_through_encode_sample_and_evaluation_stages(params
                                     clips_dir=clips, detector_dir=res / "detector", cache_dir=t / "cache",
                                     out_path=res / "eval/generator" / f"{gen}.json")
         assert np.isfinite(ev[ev["metric"]]) and ev["params_generator"] > 0
+    from larp.analysis.table1 import OFFICIAL_SOURCE, build_table1, read_evals
+
+    table = build_table1(read_evals(res / "eval/tokenizer", ["larp-official"], "evaluate_tokenizer"),
+                         read_evals(res / "eval/generator", ["class-official", "fp-official"], "evaluate_generator"),
+                         official=sorted(p["official"]))
+    rows = [r for r in table.rows if r[2] == OFFICIAL_SOURCE]
+    assert len(rows) == 1 and "larp-official; class-official, fp-official" in rows[0][1]

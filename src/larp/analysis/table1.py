@@ -22,6 +22,7 @@ from ..tracking import tracker_for
 
 PAPER_SOURCE = "quoted: paper Table 1"
 MEASURED_SOURCE = "measured: this run"
+OFFICIAL_SOURCE = "official weights, our evaluation"  # imported by import_official (params `official`)
 PAPER_CITATION = ("Wang et al., LARP: Tokenizing Videos with a Learned Autoregressive Generative Prior, ICLR 2025, "
                   "Table 1 (larp-paper.md)")
 KINDS = ("rfvd", "fp", "class")  # column order of the distance columns (paper: rFVD, gFVD K600, gFVD UCF)
@@ -115,7 +116,8 @@ def _detector_note(det: Mapping[str, Any]) -> str:
             "distances are NOT FVD and cannot be compared with I3D numbers.")
 
 
-def build_table1(tokenizer_evals: Sequence[Mapping[str, Any]], generator_evals: Sequence[Mapping[str, Any]]) -> Table:
+def build_table1(tokenizer_evals: Sequence[Mapping[str, Any]], generator_evals: Sequence[Mapping[str, Any]],
+                 official: Sequence[str] = ()) -> Table:
     """Paper rows (quoted) and one measured row per tokenizer evaluation, with the generators trained on its tokens
     (several generators of one mode on one tokenizer give extra rows). Evaluations are evaluate_* output dicts."""
     measured: list[dict[Any, str]] = []
@@ -132,7 +134,8 @@ def build_table1(tokenizer_evals: Sequence[Mapping[str, Any]], generator_evals: 
             counts = [(m, g["params_generator"]) for m, g in row_gens.items()]
             row: dict[Any, str] = {
                 "group": "This run", "method": f"{label} [{tok['variant']}{'; ' + names if names else ''}]",
-                "source": MEASURED_SOURCE, "params_tokenizer": fmt_count(tok["params_tokenizer"]),
+                "source": OFFICIAL_SOURCE if tok["variant"] in official else MEASURED_SOURCE,
+                "params_tokenizer": fmt_count(tok["params_tokenizer"]),
                 "params_generator": fmt_count(counts[0][1]) if len({c for _, c in counts}) == 1 else
                 " / ".join(f"{fmt_count(c)} ({m})" for m, c in counts),
                 "tokens": str(tok["num_tokens"]), "psnr": _num(tok["psnr"], 2, "inf"), "ssim": _num(tok["ssim"], 4),
@@ -206,7 +209,7 @@ def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.Path
     """Build Table 1 from the evaluations of every tokenizer and generator variant in params; write and track it."""
     toks = read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")
     gens = read_evals(generator_evals, list(params["generators"]), "evaluate_generator")
-    table = build_table1(toks, gens)
+    table = build_table1(toks, gens, official=sorted(params.get("official") or {}))
     write_table1(table, md_path, csv_path)
     with tracker_for(params, stage="make_table1", variant="table1", study="table1",
                      resolved={"tokenizers": params["tokenizers"], "generators": params["generators"]}) as tracker:
