@@ -28,6 +28,7 @@ from einops import rearrange
 from torch import nn
 
 from ..io import read_json
+from ..npzmap import chunked, load_npz
 from ..runtime import Dist, progress
 from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .model import ARGenerator, GeneratorConfig
@@ -65,21 +66,25 @@ class TokenData:
 
 
 def load_tokens(folder: str | Path, split: str, mode: str) -> TokenData:
-    """Read ``<folder>/{split}.npz`` and ``<folder>/meta.json`` (written by encode_tokens) for ``mode``."""
+    """Map ``<folder>/{split}.npz`` and read ``<folder>/meta.json`` (written by encode_tokens) for ``mode``.
+
+    The token arrays are read-only memory maps (larp.npzmap), not copies: at paper scale the K600 train split is
+    ~52 GB of ids + conditions, which every DDP process would otherwise hold privately. Batches copy their rows."""
     folder = Path(folder)
     path = folder / f"{split}.npz"
     if not path.is_file() or not (folder / "meta.json").is_file():
         raise FileNotFoundError(f"no token files at {folder} (expected {split}.npz and meta.json); run the "
                                 "encode_tokens stage for this tokenizer first")
     meta = read_json(folder / "meta.json")
-    with np.load(path) as z:
-        tokens = z["tokens"]
-        cond = z["labels"] if mode == "class" else z["fp_cond"]
+    key = "labels" if mode == "class" else "fp_cond"
+    arrays = load_npz(path, ("tokens", key))
+    tokens, cond = arrays["tokens"], arrays[key]
     n, vocab, classes = int(meta["num_tokens"]), int(meta["codebook_size"]), int(meta["num_classes"])
     if tokens.ndim != 2 or tokens.shape[1] != n or len(tokens) == 0:
         raise ValueError(f"{path}: expected tokens (N > 0, {n}) but found {tokens.shape}")
-    if int(tokens.max()) >= vocab or (mode == "fp" and int(cond.max()) >= vocab):
-        raise ValueError(f"{path}: expected token ids < codebook_size {vocab} but found {int(tokens.max())}")
+    top = max(chunked(tokens, lambda a: int(a.max())))  # scanned in chunks: the pages are not kept resident
+    if top >= vocab or (mode == "fp" and max(chunked(cond, lambda a: int(a.max()))) >= vocab):
+        raise ValueError(f"{path}: expected token ids < codebook_size {vocab} but found {top}")
     if mode == "class" and (int(cond.min()) < 0 or int(cond.max()) >= classes):
         raise ValueError(f"{path}: expected labels in [0, {classes}) but found [{int(cond.min())}, {int(cond.max())}]")
     return TokenData(tokens=tokens, cond=cond, meta=meta)
@@ -200,8 +205,8 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
 
 def _data_identity(data: TokenData) -> dict[str, Any]:
     """What a checkpoint must agree on about its data (a resume on other token files starts over)."""
-    return {"shape": list(data.tokens.shape), "sum": int(data.tokens.sum(dtype=np.int64)),
-            "cond_sum": int(data.cond.sum(dtype=np.int64)), "meta": data.meta}
+    return {"shape": list(data.tokens.shape), "sum": sum(chunked(data.tokens, lambda a: int(a.sum(dtype=np.int64)))),
+            "cond_sum": sum(chunked(data.cond, lambda a: int(a.sum(dtype=np.int64)))), "meta": data.meta}
 
 
 @torch.no_grad()
