@@ -1,4 +1,5 @@
-"""Viewable sample grids: animated GIFs per class and a PNG contact sheet (Pillow, installed with matplotlib).
+"""Viewable videos: H.264 MP4 files (PyAV), animated GIFs per class and a PNG contact sheet (Pillow, installed with
+matplotlib), side-by-side real | reconstruction videos.
 
 Videos here are uint8 arrays (..., T, H, W, 3), the layout samples are stored in for scoring.
 """
@@ -9,6 +10,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import warnings
+
+import av
 import numpy as np
 import torch
 from einops import rearrange
@@ -18,6 +22,8 @@ GIF_FPS = 8  # playback rate of the GIFs (slow enough to follow 16-frame clips)
 SHEET_FRAMES = 8  # frames per contact-sheet row, evenly spaced over the clip
 MIN_TILE = 64  # small videos are enlarged (nearest neighbour, integer factor) to at least this many pixels
 LABEL_WIDTH = 160  # contact-sheet margin for the row labels (pixels)
+MP4_FPS = 8  # playback rate of the MP4 files (as the GIFs)
+MP4_CRF = 18  # x264 constant-rate factor: visually lossless at these sizes
 
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
@@ -48,6 +54,54 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: int = GIF_FPS) -> None:
     """Animated, looping GIF of uint8 frames (T, H, W, 3)."""
     images = [Image.fromarray(f) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+def mp4_codec() -> str:
+    """``libx264`` (H.264) when the installed PyAV wheel has it (the PyPI wheels do), else ``mpeg4`` (MPEG-4 part 2,
+    which every FFmpeg build has); the fallback is announced once with a warning."""
+    if "libx264" in av.codecs_available:
+        return "libx264"
+    warnings.warn("PyAV has no libx264 encoder: writing MPEG-4 part 2 (mpeg4) video into the MP4 instead of H.264",
+                  stacklevel=2)
+    return "mpeg4"
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float = MP4_FPS, codec: str | None = None) -> Path:
+    """Write uint8 frames (T, H, W, 3) as an MP4 (H.264, yuv420p; :func:`mp4_codec`) and return the path.
+
+    yuv420p needs even sizes: an odd height or width gets one black row/column. Plays in browsers and players."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3), T > 0, but found {frames.dtype} {frames.shape}")
+    frames = np.pad(frames, [(0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)])
+    path = Path(path)
+    codec = codec or mp4_codec()
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=round(fps))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": str(MP4_CRF)}
+        else:
+            stream.bit_rate = 4_000_000
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())  # flush the encoder
+    return path
+
+
+def read_mp4(path: str | Path) -> np.ndarray:
+    """Decode every frame of a video file with PyAV: uint8 (T, H, W, 3)."""
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def side_by_side(real: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """uint8 videos (N, T, H, W, 3) real and reconstructed -> one video (T, H', W', 3): a row of real clips above
+    the row of their reconstructions, enlarged and bordered as :func:`video_grid`."""
+    if real.shape != recon.shape:
+        raise ValueError(f"side_by_side: real {real.shape} and reconstruction {recon.shape} differ in shape")
+    return video_grid(np.stack([real, recon]))
 
 
 def write_contact_sheet(path: str | Path, rows: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
