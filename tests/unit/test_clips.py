@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -286,6 +291,55 @@ def test_too_many_failures_lists_every_unusable_video_in_one_pass(tmp_path, bad_
     sidecar = pd.read_csv(tmp_path / "clips.failures.csv")
     assert {Path(p).name for p in sidecar["path"]} == set(EXPECTED_REASONS)
     assert not (tmp_path / "clips").exists() and not _leftovers(tmp_path)
+
+
+_SLOW_EXTRACT = """
+import json, sys, time
+from larp.data import clips
+from larp.data.clips import ClipConfig, extract_clips
+real = clips._extract_one
+def slow(job):  # the real decode, slowed so that the run is still going when it is killed
+    time.sleep(0.5)
+    return real(job)
+clips._extract_one = slow
+extract_clips("synthetic", json.loads(sys.argv[1]), ClipConfig(**json.loads(sys.argv[2])), sys.argv[3], threads=2)
+"""
+
+
+def test_killed_extraction_leaves_no_pool_worker_behind(tmp_path, tiny_dataset, tiny_clips_params):
+    """Issue 14 case 6: after a SIGKILL of extract_clips with 2 threads, its workers stayed blocked on a pipe forever."""
+    psutil = pytest.importorskip("psutil")
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXTRACT, json.dumps(tiny_dataset),
+                             json.dumps(tiny_clips_params), str(tmp_path / "clips")])
+    try:
+        parent, workers, deadline = psutil.Process(proc.pid), [], time.monotonic() + 120  # imports under load
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = parent.children()
+        assert len(workers) == 2 and proc.poll() is None, "the extraction did not start its 2 workers"
+        time.sleep(1.0)  # workers busy with jobs and waiting for the next ones
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+        def alive(p) -> bool:
+            try:
+                return p.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        deadline = time.monotonic() + 5
+        while any(map(alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = [p.pid for p in workers if alive(p)]
+    finally:
+        proc.kill()
+        proc.wait()
+    for p in workers:  # no leftovers on this machine, whatever the outcome
+        if alive(p):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    assert not survivors, f"pool workers {survivors} outlived their killed parent"
+    assert not (tmp_path / "clips").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated shard", "empty shard", "garbled manifest", "manifest without columns"])

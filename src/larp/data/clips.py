@@ -21,11 +21,15 @@ skip them instead (reported in failures.csv).
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import multiprocessing
 import os
 import random
+import signal
+import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -130,7 +134,36 @@ def _extract_one(job: tuple[str, ClipConfig]) -> tuple[np.ndarray | None, float,
     return frames, info.fps / cfg.stride, ""
 
 
-def _init_worker() -> None:
+def _die_with_parent(parent: int, main_thread: bool) -> None:
+    """Make this pool worker end when the extracting process ``parent`` dies, even by SIGKILL (issue 14 case 6).
+
+    Without it a killed extract_clips left its workers blocked forever on the job pipe (each worker holds the pipe's
+    write end too, so it never sees end-of-file). On Linux the kernel sends SIGKILL on the parent's death
+    (``prctl(PR_SET_PDEATHSIG)``); it is tied to the thread that started the worker, so it is used only when that was
+    the main thread. Otherwise, and where prctl is unavailable, a daemon thread polls ``os.getppid()`` every 0.5 s.
+    """
+    armed = False
+    if main_thread and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if armed:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="larp-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent: int, main_thread: bool) -> None:
+    _die_with_parent(parent, main_thread)
     torch.set_num_threads(1)
     quiet_decord()
 
@@ -232,7 +265,8 @@ def extract_clips(name: str, ds: Mapping[str, Any], cfg: ClipConfig, out: str | 
     pool = None
     if threads > 1:
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(threads, mp_context=ctx, initializer=_init_worker)
+        pool = ProcessPoolExecutor(threads, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(os.getpid(), threading.current_thread() is threading.main_thread()))
     else:
         quiet_decord()
     try:
