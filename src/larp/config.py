@@ -105,7 +105,8 @@ def validate_params(params: Mapping[str, Any], source: str = "params") -> None:
                 where = f"{path}.{key}" if err.absolute_path else key
                 problems.append(f"{where}: unknown key; allowed keys here are {allowed}")
         elif err.validator == "required":
-            problems.append(f"{path}: {err.message}")
+            why = f"; {err.schema['description']}" if err.schema.get("description") else ""
+            problems.append(f"{path}: {err.message}{why}")
         else:
             hint = ""
             if isinstance(err.instance, str) and err.validator == "type" and _looks_numeric(err.instance):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 import decord
@@ -10,11 +12,15 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
+from larp.config import ParamsError, deep_merge, read_yaml, validate_params
 from larp.data.clips import ClipConfig, ClipStore, extract_clips
 from larp.data.datasets import COLUMNS, DatasetError, check_root, class_names, list_videos
 from larp.data.synthetic import SyntheticConfig, class_table, render_video, write_video
 from larp.data.video import VideoError, VideoInfo, check_usable, decode_frames, resize_crop, resized_size
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------------------------------------------------------
 # spatial pipeline
@@ -123,7 +129,9 @@ def _ucf(root: Path, classind: str, trainlist: str, testlist: str = "") -> dict:
     (root / "ucfTrainTestlist").mkdir(parents=True)
     for name, text in (("classInd.txt", classind), ("trainlist01.txt", trainlist), ("testlist01.txt", testlist)):
         (root / "ucfTrainTestlist" / name).write_bytes(text.encode())
-    return dict(kind="ucf101", root=str(root), split=1, annotations=None, train_split="train", test_split="val")
+    for line in classind.splitlines():
+        (root / line.split()[1]).mkdir()
+    return dict(kind="ucf101", root=str(root), split=1)  # no Kinetics-only keys (issue 14 case 11)
 
 
 def test_ucf_lists_with_crlf_and_trailing_labels(tmp_path):
@@ -153,6 +161,90 @@ def test_missing_split_list_names_the_path(tmp_path):
     (tmp_path / "ucfTrainTestlist" / "testlist01.txt").unlink()
     with pytest.raises(DatasetError, match="testlist01.txt does not exist"):
         list_videos(ds, "test")
+
+
+def _official_download(folder: Path, tiny_synthetic: Path) -> Path:
+    """``folder`` as UCF101.rar and the split-list zip unpack: ``UCF-101/<Class>/`` beside ``ucfTrainTestlist/``."""
+    shutil.copytree(tiny_synthetic, folder / "UCF-101", ignore=shutil.ignore_patterns("ucfTrainTestlist", "*.md"))
+    shutil.copytree(tiny_synthetic / "ucfTrainTestlist", folder / "ucfTrainTestlist")
+    return folder
+
+
+def test_official_ucf_download_layout_is_accepted_as_it_unpacks(tmp_path, tiny_synthetic):
+    """Issue 14 case 11: the videos had to sit directly in root (<root>/<Class>/); UCF-101/ beside the lists failed."""
+    root = _official_download(tmp_path / "ucf", tiny_synthetic)
+    ds = dict(kind="ucf101", root=str(root), split=1)
+    train, test = list_videos(ds, "train"), list_videos(ds, "test")
+    assert (len(train), len(test)) == (3, 21)
+    for row in pd.concat([train, test]).itertuples():
+        path = Path(row.path)
+        assert path.is_file() and path.parent.parent == root / "UCF-101" and path.parent.name == row.class_name
+    assert class_names(ds) == class_names(dict(kind="ucf101", root=str(tiny_synthetic), split=1))
+
+
+@pytest.mark.parametrize("case", ["the UCF-101 folder", "one level too high", "lists not unpacked",
+                                  "videos elsewhere", "videos not unpacked"])
+def test_a_wrong_ucf_root_says_which_folder_to_use(tmp_path, tiny_synthetic, case):
+    """Issue 14 case 11: a wrong root said only that ucfTrainTestlist/classInd.txt does not exist (or listed every
+    video as a missing file); the error now names the folder to point root at, or what to unpack where."""
+    d = _official_download(tmp_path / "download", tiny_synthetic)
+    if case == "the UCF-101 folder":
+        root, expected = d / "UCF-101", f"point datasets.*.root at {d}, the folder holding ucfTrainTestlist/"
+    elif case == "one level too high":
+        root, expected = tmp_path, f"point datasets.*.root at {d}, the folder holding ucfTrainTestlist/"
+    elif case == "lists not unpacked":
+        shutil.rmtree(d / "ucfTrainTestlist")
+        root, expected = d, f"unpack the official split lists (UCF101TrainTestSplits-RecognitionTask.zip) into {d}"
+    elif case == "videos elsewhere":
+        (d / "UCF-101").rename(d / "videos")
+        root, expected = d, f"they are in {d / 'videos'}: move (or link) that folder to {d / 'UCF-101'}"
+    else:
+        shutil.rmtree(d / "UCF-101")
+        root, expected = d, f"is in {d} or {d / 'UCF-101'}; unpack UCF101.rar into {d}"
+    with pytest.raises(DatasetError) as err:
+        list_videos(dict(kind="ucf101", root=str(root), split=1), "train")
+    assert expected in str(err.value), str(err.value)
+
+
+def _dataset_problems(entry: dict) -> list[str]:
+    """The problems parameter validation reports about params.yaml with ``entry`` added as dataset ``extra``."""
+    params = deep_merge(read_yaml(ROOT / "params.yaml"), {"datasets": {"extra": entry}})
+    try:
+        validate_params(params)
+    except ParamsError as exc:
+        return [line for line in str(exc).splitlines() if "datasets." in line]
+    return []
+
+
+def test_ucf_entry_needs_no_kinetics_keys_but_k600_names_each_missing_one(tmp_path):
+    """Issue 14 case 11: the schema required annotations, train_split and test_split for every dataset kind."""
+    assert _dataset_problems({"kind": "ucf101", "root": "data/ucf101", "split": 1}) == []
+    assert _dataset_problems({"kind": "synthetic", "root": "data/synthetic", "split": 1}) == []
+    problems = _dataset_problems({"kind": "k600", "root": "data/k600", "split": 1, "annotations": None,
+                                  "test_split": "val"})
+    assert len(problems) == 2, problems
+    assert "datasets.extra: 'train_split' is a required property; a k600 dataset needs annotations" in problems[0]
+    assert "datasets.extra.annotations = None is invalid" in problems[1]
+    ds = dict(kind="k600", root=str(tmp_path), split=1, annotations=str(tmp_path))
+    with pytest.raises(DatasetError, match=r"datasets.\*.train_split is missing; a k600 dataset needs train_split"):
+        list_videos(ds, "train")
+
+
+def test_extract_clips_stage_exits_2_naming_the_root_to_use(tmp_path, tiny_synthetic, capsys):
+    """The stage script, on a ucf101 entry without Kinetics keys whose root is the UCF-101 folder itself."""
+    d = _official_download(tmp_path / "download", tiny_synthetic)
+    override = tmp_path / "o.yaml"
+    override.write_text(yaml.safe_dump({"datasets": {"ucf": {"kind": "ucf101", "root": str(d / "UCF-101"),
+                                                            "split": 1}}}))
+    spec = importlib.util.spec_from_file_location("extract_clips", ROOT / "workflow/scripts/extract_clips.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    code = script.main(["--params", str(ROOT / "params.yaml"), str(override), "--dataset", "ucf", "--input",
+                        str(d / "UCF-101"), "--out", str(tmp_path / "clips"), "--metrics", str(tmp_path / "m.json"),
+                        "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"point datasets.*.root at {d}," in err and "Traceback" not in err, err
+    assert not (tmp_path / "clips").exists()
 
 
 def test_input_must_be_the_declared_root(tiny_dataset, tmp_path):

@@ -7,7 +7,10 @@ but absent on disk is left to the extractor, which records it as a failure ("mis
 
 - UCF-101 (facts §7): ``<root>/ucfTrainTestlist/classInd.txt`` ("1 ApplyEyeMakeup", 1-based, alphabetical:
   class id = its number - 1), ``trainlist0{k}.txt`` ("Class/v_Class_g08_c01.avi 1") and ``testlist0{k}.txt``
-  ("Class/v_Class_g01_c01.avi"), k = ``split``. The class comes from the folder of each listed path.
+  ("Class/v_Class_g01_c01.avi"), k = ``split``. The class comes from the folder of each listed path. The videos are
+  ``<root>/<Class>/`` or, as the official download unpacks (UCF101.rar gives ``UCF-101/``, the split-list zip gives
+  ``ucfTrainTestlist/``), ``<root>/UCF-101/<Class>/``. A wrong root gets an error naming the folder to use instead.
+  Only ``kind``, ``root`` and ``split`` are read (the Kinetics keys may be left out).
 - K600: annotation CSVs ``label,youtube_id,time_start,time_end,split`` in ``annotations`` (``train.csv`` for the
   train split, ``validate.csv`` for ``val``; ``<split>.csv`` is accepted too); clips
   ``<youtube_id>_<time_start:06d>_<time_end:06d>.mp4`` under ``<root>/<split folder>/``, flat or in one folder per
@@ -28,6 +31,13 @@ from larp.config import ParamsError
 SPLITS = ("train", "test")
 COLUMNS = ["video_id", "path", "class_id", "class_name", "split"]
 K600_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+K600_KEYS = {  # the keys only a k600 entry needs (optional for ucf101 / synthetic), and what each one holds
+    "annotations": "the folder holding the annotation CSVs (train.csv, validate.csv)",
+    "train_split": "the name of the training video folder and annotation split (train)",
+    "test_split": "the name of the evaluation video folder and annotation split (val)",
+}
+UCF_LISTS = "ucfTrainTestlist"  # what the official split-list zip unpacks to
+UCF_VIDEOS = "UCF-101"  # what the official UCF101.rar unpacks to
 _K600_FILES = {"train": "train.csv", "val": "validate.csv", "validate": "validate.csv"}
 
 
@@ -50,7 +60,8 @@ def check_root(ds: Mapping[str, Any], given: str | os.PathLike | None = None) ->
         raise DatasetError(f"--input {given} is not the dataset root {root} declared in params (datasets.*.root); "
                            "pass the same folder to both")
     if not root.is_dir():
-        what = ("the UCF-101 folder holding <Class>/ and ucfTrainTestlist/" if ds["kind"] != "k600"
+        what = (f"the folder holding {UCF_LISTS}/ and the videos, {UCF_VIDEOS}/<Class>/ (the official download as it "
+                "unpacks) or <Class>/" if ds["kind"] != "k600"
                 else "the Kinetics-600 folder holding one folder of .mp4 clips per split")
         hint = " (run make_synthetic first)" if ds["kind"] == "synthetic" else ""
         raise DatasetError(f"dataset root {root} does not exist; expected {what}{hint}")
@@ -66,13 +77,60 @@ def _lines(path: Path, what: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # UCF-101 layout
 
-def _ucf_classes(root: Path) -> list[str]:
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError:
+        return []
+
+
+def _ucf_lists(root: Path, kind: str) -> Path:
+    """``<root>/ucfTrainTestlist``; if absent, a :class:`DatasetError` saying which folder ``root`` should be."""
+    lists = root / UCF_LISTS
+    if lists.is_dir():
+        return lists
+    fix = f"point datasets.*.root at {{}}, the folder holding {UCF_LISTS}/ (and {UCF_VIDEOS}/ or the <Class>/ folders)"
+    if (root.parent / UCF_LISTS).is_dir():  # root is the video folder (UCF-101/) with the lists beside it
+        hint = fix.format(root.parent)
+    elif nested := [p for p in _subfolders(root) if (p / UCF_LISTS).is_dir()]:  # root is one level too high
+        hint = fix.format(nested[0])
+    elif kind == "synthetic":
+        hint = "run make_synthetic first"
+    elif (root / UCF_VIDEOS).is_dir():
+        hint = (f"unpack the official split lists (UCF101TrainTestSplits-RecognitionTask.zip) into {root}, so that "
+                f"{lists}/ sits beside {root / UCF_VIDEOS}/")
+    else:
+        hint = (f"point datasets.*.root at the folder where UCF101.rar and the split-list zip were unpacked (it holds "
+                f"{UCF_VIDEOS}/ and {UCF_LISTS}/)")
+    raise DatasetError(f"{lists} does not exist; expected UCF-101's official split lists there (classInd.txt, "
+                       f"trainlist0k.txt, testlist0k.txt): {hint}")
+
+
+def _ucf_videos(root: Path, classes: list[str], kind: str) -> Path:
+    """The folder holding the ``<Class>/`` folders: ``root`` or ``root/UCF-101`` (the official download)."""
+    for base in (root, root / UCF_VIDEOS):
+        if any((base / c).is_dir() for c in classes):
+            return base
+    found = next((p for p in [*_subfolders(root), *(q for p in _subfolders(root) for q in _subfolders(p))]
+                  if any((p / c).is_dir() for c in classes)), None)
+    if found is not None:
+        hint = f"they are in {found}: move (or link) that folder to {root / UCF_VIDEOS}"
+    elif kind == "synthetic":
+        hint = "run make_synthetic again"
+    else:
+        hint = f"unpack UCF101.rar into {root} (it creates {UCF_VIDEOS}/<Class>/v_*.avi)"
+    raise DatasetError(f"none of the {len(classes)} class folders of {root / UCF_LISTS / 'classInd.txt'} "
+                       f"({classes[0] if classes else '<Class>'}/ ...) is in {root} or {root / UCF_VIDEOS}; {hint}")
+
+
+def _ucf_classes(root: Path, kind: str) -> list[str]:
     classes = []
-    for i, line in enumerate(_lines(root / "ucfTrainTestlist" / "classInd.txt", "UCF-101's class list "
+    lists = _ucf_lists(root, kind)
+    for i, line in enumerate(_lines(lists / "classInd.txt", "UCF-101's class list "
                                     "'1 ApplyEyeMakeup' ... (ucfTrainTestlist/classInd.txt)")):
         parts = line.split()
         if len(parts) != 2 or parts[0] != str(i + 1):
-            raise DatasetError(f"{root}/ucfTrainTestlist/classInd.txt line {i + 1}: expected '{i + 1} <Class>' "
+            raise DatasetError(f"{lists}/classInd.txt line {i + 1}: expected '{i + 1} <Class>' "
                                f"but found {line!r}")
         classes.append(parts[1])
     return classes
@@ -80,10 +138,10 @@ def _ucf_classes(root: Path) -> list[str]:
 
 def _list_ucf(ds: Mapping[str, Any], split: str) -> pd.DataFrame:
     root = check_root(ds)
-    classes = _ucf_classes(root)
+    classes = _ucf_classes(root, ds["kind"])
     by_name = {c.lower(): i for i, c in enumerate(classes)}
     name = f"{'trainlist' if split == 'train' else 'testlist'}0{ds['split']}.txt"
-    listing = root / "ucfTrainTestlist" / name
+    listing = root / UCF_LISTS / name
     rows = []
     for n, line in enumerate(_lines(listing, f"UCF-101's official {split} list for split {ds['split']}"), 1):
         parts = line.split()
@@ -96,18 +154,24 @@ def _list_ucf(ds: Mapping[str, Any], split: str) -> pd.DataFrame:
         if len(parts) > 1 and parts[1] != str(class_id + 1):
             raise DatasetError(f"{listing} line {n}: label {parts[1]} disagrees with classInd.txt, which gives "
                                f"{folder} the label {class_id + 1}")
-        rows.append((Path(rel).stem, str(root / rel), class_id, classes[class_id], split))
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows.append((Path(rel).stem, rel, class_id, classes[class_id], split))
+    videos = _ucf_videos(root, classes, ds["kind"]) if rows else root
+    return pd.DataFrame([(v, str(videos / rel), *rest) for v, rel, *rest in rows], columns=COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Kinetics-600
 
+def _k600_key(ds: Mapping[str, Any], key: str) -> str:
+    """``ds[key]`` of a k600 entry; a :class:`DatasetError` naming the key if it is missing or null."""
+    if not ds.get(key):
+        raise DatasetError(f"datasets.*.{key} is {'missing' if key not in ds else 'null'}; a k600 dataset needs "
+                           f"{key}: {K600_KEYS[key]}")
+    return str(ds[key])
+
+
 def _k600_csv(ds: Mapping[str, Any], split_name: str) -> pd.DataFrame:
-    if not ds.get("annotations"):
-        raise DatasetError("datasets.*.annotations is null; a k600 dataset needs the folder holding the annotation "
-                           "CSVs (train.csv, validate.csv)")
-    folder = Path(ds["annotations"])
+    folder = Path(_k600_key(ds, "annotations"))
     candidates = [folder / n for n in dict.fromkeys([_K600_FILES.get(split_name, ""), f"{split_name}.csv"]) if n]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
@@ -136,9 +200,9 @@ def _index_folder(folder: Path) -> tuple[set[str], dict[str, set[str]]]:
 
 def _list_k600(ds: Mapping[str, Any], split: str) -> pd.DataFrame:
     root = check_root(ds)
-    classes = sorted(_k600_csv(ds, ds["train_split"])["label"].astype(str).unique())
+    classes = sorted(_k600_csv(ds, _k600_key(ds, "train_split"))["label"].astype(str).unique())
     class_ids = {c: i for i, c in enumerate(classes)}
-    split_name = ds["train_split"] if split == "train" else ds["test_split"]
+    split_name = _k600_key(ds, "train_split" if split == "train" else "test_split")
     table = _k600_csv(ds, split_name)
     unknown = sorted(set(table["label"].astype(str)) - set(class_ids))
     if unknown:
@@ -169,8 +233,8 @@ def class_names(ds: Mapping[str, Any]) -> list[str]:
     """All class names of a dataset, in class-id order."""
     if ds["kind"] == "k600":
         check_root(ds)
-        return sorted(_k600_csv(ds, ds["train_split"])["label"].astype(str).unique())
-    return _ucf_classes(check_root(ds))
+        return sorted(_k600_csv(ds, _k600_key(ds, "train_split"))["label"].astype(str).unique())
+    return _ucf_classes(check_root(ds), ds["kind"])
 
 
 def list_videos(ds: Mapping[str, Any], split: str) -> pd.DataFrame:
