@@ -3,7 +3,10 @@
 Default store: ``sqlite:///<repo>/mlflow.db`` with artifacts in ``<repo>/mlruns`` so that ``mlflow ui`` run from the
 repository root shows every run with no server (MLflow 3.17 defaults and pitfalls: workflow-notes.md §0.5, §4).
 ``MLFLOW_TRACKING_URI`` in the environment wins over ``tracking.uri`` in params. One experiment per study
-(``<prefix>-<study>``); runs are tagged with stage, variant, git commit and carry the resolved parameters.
+(``<prefix>-<study>``); runs are tagged with stage, variant, git commit and carry the resolved parameters: the stage's
+sections after presets and overrides (model configurations in full, e.g. ``tokenizer.model.kind``) as params, and
+every key of the merged params files as the artifact ``params.resolved.json``. Configuration that a stage reports in
+its summary (seeds, frame and sample counts) is logged as params, results as metrics.
 
 Tracking can be switched off in params (``tracking.enabled: false``); then every call is an explicit no-op. When it
 is on, a failure to reach the store raises :class:`TrackingError` naming the store and the fix: it is never
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,17 @@ from .runtime import git_commit
 
 class TrackingError(RuntimeError):
     pass
+
+
+# Keys of a stage's summary that are configuration (how the number was made), not results: logged as MLflow params
+# so that they show in the params columns, not as metrics. Booleans are always params.
+CONFIG_KEYS = frozenset({"seed", "frames", "resolution", "num_clips", "num_videos", "num_tokens", "cfg_scale",
+                         "steps", "train_examples", "fp_context_frames", "classes"})
+
+
+def is_config_key(key: str, value: Any) -> bool:
+    """Whether a summary entry is configuration (CONFIG_KEYS, or a boolean), logged as a param."""
+    return isinstance(value, bool) or re.split(r"[./]", key)[-1] in CONFIG_KEYS
 
 
 def default_uri(root: str | os.PathLike | None = None) -> str:
@@ -45,13 +60,15 @@ class Tracker:
     """A run in an MLflow experiment; use as a context manager. Only rank 0 should create an enabled one."""
 
     def __init__(self, *, enabled: bool, experiment: str, run_name: str, tags: Mapping[str, str] | None = None,
-                 params: Mapping[str, Any] | None = None, uri: str | None = None, parent_run_id: str | None = None):
+                 params: Mapping[str, Any] | None = None, uri: str | None = None, parent_run_id: str | None = None,
+                 full_params: Mapping[str, Any] | None = None):
         self.enabled = enabled
         self.experiment, self.run_name = experiment, run_name
         self.tags = dict(tags or {})
         self.params = dict(params or {})
         self.uri = os.environ.get("MLFLOW_TRACKING_URI") or uri or default_uri()
         self.parent_run_id = parent_run_id
+        self.full_params = full_params
         self.run_id: str | None = None
         self._mlflow: Any = None
 
@@ -81,6 +98,8 @@ class Tracker:
         self.run_id = run.info.run_id
         if self.params:
             self.log_params(self.params)
+        if self.full_params is not None:  # every key of the merged params files, for the record
+            self.log_dict(self.full_params, "params.resolved.json")
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -97,11 +116,26 @@ class Tracker:
             self._mlflow.log_params({k: str(v)[:6000] for k, v in items[i:i + 100]})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Numbers as metrics (``step``: a training curve). In a summary (no ``step``) the configuration entries
+        (:func:`is_config_key`: seeds, frame and sample counts, flags) go to the params instead."""
         if not self.enabled:
             return
-        clean = {k.replace("[", "_").replace("]", "_"): float(v) for k, v in metrics.items()
-                 if v is not None and isinstance(v, (int, float))}
+        numbers = {k: v for k, v in metrics.items() if v is not None and isinstance(v, (int, float))}
+        if step is None:
+            config = {k: v for k, v in numbers.items() if is_config_key(k, v)}
+            self._log_result_params(config)
+            numbers = {k: v for k, v in numbers.items() if k not in config}
+        clean = {k.replace("[", "_").replace("]", "_"): float(v) for k, v in numbers.items()}
         self._mlflow.log_metrics(clean, step=step)
+
+    def _log_result_params(self, config: Mapping[str, Any]) -> None:
+        """Configuration from a summary as params; a key already logged with another value (MLflow params are
+        immutable) becomes the tag ``result.<key>`` instead of failing the stage."""
+        for key, value in config.items():
+            try:
+                self._mlflow.log_param(key, value)
+            except Exception:  # noqa: BLE001 - MlflowException: the param exists with a different value
+                self._mlflow.set_tag(f"result.{key}", str(value))
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         if self.enabled:
@@ -137,4 +171,5 @@ def tracker_for(params: Mapping[str, Any], *, stage: str, variant: str, study: s
         params=resolved if resolved is not None else {},
         uri=t.get("uri"),
         parent_run_id=parent_run_id,
+        full_params=params,
     )

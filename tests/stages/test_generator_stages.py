@@ -16,6 +16,7 @@ import yaml
 
 from larp.data.clips import MANIFEST_COLUMNS, ClipStore, chunk_pool, sample_chunks, to_float_video
 from larp.generator.train import load_generator
+from larp.generator.video_io import read_mp4
 from larp.io import read_json, save_weights, write_json
 from larp.tokenizer.encode import pad_context
 from larp.tokenizer.model import LARPTokenizer
@@ -134,6 +135,8 @@ def test_sample_class_videos_follow_the_gfvd_protocol_and_are_seeded(trained):
     assert (info["split"], info["cfg_scale"], info["condition_svq"]) == ("train", 1.25, None)
     gifs = sorted((t / "reports/a").glob("class-*.gif"))
     assert 1 <= len(gifs) <= 2 and (t / "reports/a/contact_sheet.png").stat().st_size > 0
+    grid = read_mp4(t / "reports/a/samples.mp4")  # rows: classes, columns: grid_videos_per_class, enlarged to 64 px
+    assert grid.shape[0] == FRAMES and grid.shape[2] == 2 + 2 * (64 + 2)
     assert {"num_videos", "sample_nll", "videos_per_s"} <= set(read_json(t / "metrics/samples/a.json"))
 
     other = t / "seed1.yaml"
@@ -159,6 +162,7 @@ def test_sample_frame_prediction_conditions_on_the_first_frames(trained):
     info = read_json(out / "info.json")
     assert (info["split"], info["cfg_scale"], info["condition_svq"]) == ("test", 1.0, "deterministic")
     assert (t / "reports/fp/contact_sheet.png").is_file() and list((t / "reports/fp").glob("class-*.gif"))
+    assert read_mp4(t / "reports/fp/samples.mp4").shape[0] == FRAMES  # real clips above their predictions
 
 
 def test_too_many_videos_is_a_clear_error(trained, capsys):
@@ -173,8 +177,22 @@ def test_too_many_videos_is_a_clear_error(trained, capsys):
 def test_runs_are_tracked(trained):
     import mlflow
 
-    runs = mlflow.search_runs(experiment_names=["larp-generator"])
-    assert {"train_generator/class-larp", "train_generator/fp-larp"} <= set(runs["tags.mlflow.runName"])
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("larp-generator")
+    runs = {r.data.tags["mlflow.runName"]: r for r in client.search_runs([experiment.experiment_id])}
+    assert {"train_generator/class-larp", "train_generator/fp-larp"} <= set(runs)
+    train = runs["train_generator/class-larp"].data
+    # the resolved model configuration (preset tiny + token files), not only the section's overrides
+    built = load_generator(trained["tmp"] / "generator/class-larp")[0].config
+    assert (train.params["generator.model.width"], train.params["generator.model.vocab_size"]) == (
+        str(built.width), "64")
+    assert train.params["generator.preset"] == "tiny" and train.params["steps"] == "4"
+    assert "steps" not in train.metrics and "train_examples" not in train.metrics and "val_loss" in train.metrics
+    sample = runs["sample_videos/a"] if "sample_videos/a" in runs else runs["sample_videos/class-larp"]
+    assert sample.data.params["num_videos"] == "4" and "num_videos" not in sample.data.metrics
+    assert sample.data.params["tokenizer.model.kind"] == "holistic"
+    files = {f.path for f in client.list_artifacts(sample.info.run_id)}
+    assert {"samples.mp4", "contact_sheet.png", "params.resolved.json"} <= files
 
 
 def test_dvc_train_params_are_the_generator_keys_except_sampling():

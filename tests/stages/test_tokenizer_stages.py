@@ -16,6 +16,7 @@ import yaml
 
 from larp.config import load_params, variant_section
 from larp.data.clips import ClipStore
+from larp.generator.video_io import read_mp4
 from larp.training import NonFiniteLoss
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def trained(tmp_path_factory, params_file, clips_dir):
     out = tmp_path_factory.mktemp("tok")
     train = _script("train_tokenizer")
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: restore the environment afterwards
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'm.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'm.db'}")  # read by test_mlflow_runs_carry_...
         for variant in ("larp", "patchwise"):
             rc = train.main(["--params", *params_file, "--variant", variant, "--clips-dir", str(clips_dir),
                              "--work", str(out / "work" / variant), "--out", str(out / "tokenizer" / variant),
@@ -65,6 +66,8 @@ def test_train_outputs_are_complete_and_self_describing(trained):
         files = sorted(p.name for p in (trained / "tokenizer" / variant).iterdir())
         assert files == ["config.json", "model.safetensors"]
         assert (trained / "reports" / variant / "reconstructions.png").stat().st_size > 1000
+        mp4 = read_mp4(trained / "reports" / variant / "reconstructions.mp4")  # real clips above reconstructions
+        assert mp4.shape[0] == 8 and mp4.shape[1] > mp4.shape[2] / 4 and mp4.dtype == np.uint8
         metrics = yaml.safe_load((trained / "metrics" / f"{variant}.json").read_text())
         for key in ("val_psnr", "val_ssim", "val_codebook_usage", "val_perplexity", "train_l1", "params_tokenizer",
                     "num_tokens", "steps"):
@@ -77,6 +80,27 @@ def test_train_outputs_are_complete_and_self_describing(trained):
         assert idx.shape == (2, metrics["num_tokens"])
         assert model.decode_indices(idx).shape == video.shape
     assert not list(trained.rglob("*.tmp-*"))
+
+
+def test_mlflow_runs_carry_the_full_resolved_configuration(trained):
+    """Every key after presets and overrides is a param (tokenizer.model.kind although params.yaml sets only the
+    preset); configuration in the summary is a param, not a metric; the MP4 and the merged params are artifacts."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{trained / 'm.db'}")
+    experiment = client.get_experiment_by_name("larp-tokenizer")
+    runs = {r.data.tags["mlflow.runName"]: r for r in client.search_runs([experiment.experiment_id])}
+    for variant, kind in (("larp", "holistic"), ("patchwise", "patchwise")):
+        run = runs[f"train_tokenizer/{variant}"]
+        params, metrics = run.data.params, run.data.metrics
+        assert params["tokenizer.model.kind"] == kind and params["tokenizer.preset"] == "tiny"
+        for key in ("width", "num_tokens", "codebook_size", "frames", "resolution"):
+            assert f"tokenizer.model.{key}" in params, key
+        assert params["steps"] == "6" and "run.seed" in params and int(params["num_tokens"]) > 0
+        assert "steps" not in metrics and "num_tokens" not in metrics
+        assert "val_psnr" in metrics and len(client.get_metric_history(run.info.run_id, "l1")) >= 2
+        files = {f.path for f in client.list_artifacts(run.info.run_id)}
+        assert {"reconstructions.png", "reconstructions.mp4", "params.resolved.json"} <= files
 
 
 def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path, tracking_store):

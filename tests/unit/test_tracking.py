@@ -38,3 +38,20 @@ def test_unreachable_store_is_reported(tmp_path, monkeypatch):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": {}}) == {"a.b": 1, "a.c.d": "[1]", "e": "{}"}
+
+
+def test_summary_configuration_is_logged_as_params_and_full_params_as_artifact(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    params = {"tracking": {"enabled": True, "uri": None, "experiment_prefix": "t"}, "run": {"seed": 0}}
+    with tracker_for(params, stage="evaluate_tokenizer", variant="larp", study="unit", resolved={"steps": 10}) as tr:
+        tr.log_metrics({"psnr": 20.0, "seed": 0, "frames": 16, "num_clips": 720, "larp/num_tokens": 64,
+                        "real_stats_cached": True})
+        tr.log_metrics({"steps": 7})  # already a param with another value: kept as a tag, the stage goes on
+        tr.log_metrics({"frames": 3.0}, step=1)  # a curve stays a metric
+    run = mlflow.MlflowClient(uri).get_run(tr.run_id)
+    assert run.data.metrics == {"psnr": 20.0, "frames": 3.0}
+    assert {k: run.data.params[k] for k in ("seed", "num_clips", "larp/num_tokens", "real_stats_cached")} == {
+        "seed": "0", "num_clips": "720", "larp/num_tokens": "64", "real_stats_cached": "True"}
+    assert run.data.params["steps"] == "10" and run.data.tags["result.steps"] == "7"
+    assert "params.resolved.json" in {f.path for f in mlflow.MlflowClient(uri).list_artifacts(tr.run_id)}

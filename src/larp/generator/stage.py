@@ -32,8 +32,8 @@ from ..runtime import barrier, git_commit, init_distributed, progress, resolve_d
 from ..tracking import tracker_for
 from .presets import count_parameters
 from .sampling import generate
-from .train import evaluate_nll, load_generator, load_tokens, train_generator, training_section
-from .video_io import to_uint8, write_class_grids
+from .train import build_config, evaluate_nll, load_generator, load_tokens, train_generator, training_section
+from .video_io import to_uint8, write_class_grids, write_samples_mp4
 
 
 def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: str | Path, work_dir: str | Path,
@@ -50,7 +50,8 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: 
     val = load_tokens(folder, "test", section["mode"])
 
     t0 = time.perf_counter()
-    resolved = {"generator": train_cfg, "run": params["run"], "variant": variant}
+    resolved = {"generator": {**train_cfg, "model": build_config(section, data.meta).to_dict()},  # preset + model.*
+                "run": params["run"], "variant": variant}
     with tracker_for(params, stage="train_generator", variant=variant, study="generator", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         result = train_generator(train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
@@ -174,8 +175,9 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
     context = int(gen_meta["token_meta"]["fp_context_frames"])
 
     t0 = time.perf_counter()
-    resolved = {"sampling": sampling, "clips": params["clips"], "generator": gen_meta["stage_config"],
-                "variant": variant}
+    resolved = {"sampling": sampling, "clips": params["clips"],
+                "generator": {**(gen_meta["stage_config"] or {}), "model": gen_meta["model_config"]},
+                "tokenizer": {"model": tokenizer.cfg.to_dict()}, "variant": variant}
     with tracker_for(params, stage="sample_videos", variant=variant, study="generator", resolved=resolved) as tracker:
         cfg = tokenizer.cfg
         with atomic_outputs() as outs:  # samples, report and metrics as one publication, the samples last
@@ -207,10 +209,13 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
                                       max_classes=sampling["grid_classes"], real_of=real_of,
                                       title=f"{variant}: {protocol}, cfg {info['cfg_scale']}, "
                                             f"seed {sampling['seed']}")
+            files.append(write_samples_mp4(rep / "samples.mp4", videos, out["labels"],
+                                           per_class=sampling["grid_videos_per_class"],
+                                           max_classes=sampling["grid_classes"], real_of=real_of))
             write_json(rep / "metrics.json", metrics)
             write_json(outs.file(metrics_path), metrics)
             del videos  # close the memory map before the folder is renamed
         tracker.log_metrics(metrics)
-        for f in (files[0], files[-1]):
+        for f in (files[0], files[-2], files[-1]):  # the first class GIF, the contact sheet, samples.mp4
             tracker.log_artifact(Path(report_dir) / f.name)
     return metrics

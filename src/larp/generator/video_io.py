@@ -152,3 +152,17 @@ def write_class_grids(out_dir: str | Path, videos: np.ndarray, labels: np.ndarra
     sheet = out_dir / "contact_sheet.png"
     write_contact_sheet(sheet, rows, title)
     return [*written, sheet]
+
+
+def write_samples_mp4(path: str | Path, videos: np.ndarray, labels: np.ndarray, *, per_class: int, max_classes: int,
+                      real_of: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
+    """One MP4 grid of samples: a row per class (the first ``max_classes`` present) with up to ``per_class`` samples;
+    for frame prediction (``real_of``, as :func:`write_class_grids`) each class's real clips are the row above its
+    predictions. Short rows are filled with white."""
+    rows = []
+    for c in sorted(set(labels.tolist()))[:max_classes]:
+        pick = np.flatnonzero(labels == c)[:per_class]
+        for part in ([] if real_of is None else [real_of(pick)]) + [videos[pick]]:
+            blank = np.full((per_class - len(part), *part.shape[1:]), 255, np.uint8)
+            rows.append(np.concatenate([part, blank]))
+    return write_mp4(path, video_grid(np.stack(rows)))

@@ -13,11 +13,12 @@ from typing import Any
 
 from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows
+from ..generator.video_io import side_by_side, to_uint8, write_mp4
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import tracker_for
 from .presets import count_parameters
-from .train import evaluate_reconstruction, save_recon_figure, train_tokenizer
+from .train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 
 
 def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: str | Path, work_dir: str | Path,
@@ -35,7 +36,9 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
     val_store = ClipStore(clips_dir / section["val_dataset"], "test")
 
     t0 = time.perf_counter()
-    resolved = {"tokenizer": section, "clips": clips, "run": params["run"], "variant": variant}
+    # every key after presets and overrides: the section plus the model configuration it builds (preset + model.*)
+    resolved = {"tokenizer": {**section, "model": build_config(section, clips).to_dict()}, "clips": clips,
+                "run": params["run"], "variant": variant}
     with tracker_for(params, stage="train_tokenizer", variant=variant, study="tokenizer", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         result = train_tokenizer(section, clips, train_stores, work_dir=work_dir, seed=seed, device=device, dist=dist,
@@ -61,10 +64,12 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
             rep = outs.dir(report_dir)
             save_recon_figure(video, recon, rep / "reconstructions.png",
                               title=f"{variant}: val PSNR {val['val_psnr']:.2f} dB (deterministic SVQ)")
+            write_mp4(rep / "reconstructions.mp4", side_by_side(to_uint8(video[:8]), to_uint8(recon[:8])))
             write_json(rep / "metrics.json", metrics)
             write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(Path(report_dir) / "reconstructions.png")
+        tracker.log_artifact(Path(report_dir) / "reconstructions.mp4")
     return metrics
 
 
@@ -97,7 +102,7 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
     metrics: dict[str, Any] = {}
     t0 = time.perf_counter()
     with tracker_for(params, stage="encode_tokens", variant=tok, study="tokenizer",
-                     resolved={"tokens": cfg, "tokenizer": meta["model_config"]}) as tracker:
+                     resolved={"tokens": cfg, "tokenizer": {"model": meta["model_config"]}}) as tracker:
         with atomic_outputs() as outs:  # the tokens folder and the metrics file as one publication, tokens last
             tmp = outs.dir(out_dir)
             for name in sorted(params["datasets"]):
