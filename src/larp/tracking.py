@@ -173,3 +173,51 @@ def tracker_for(params: Mapping[str, Any], *, stage: str, variant: str, study: s
         parent_run_id=parent_run_id,
         full_params=params,
     )
+
+
+class CurveLog:
+    """Training curves for DVC plots, kept beside the MLflow step metrics: ``log(metrics, step)`` forwards to
+    ``forward`` (e.g. :meth:`Tracker.log_metrics`) and appends one JSON line to ``<work_dir>/curves.jsonl``, which
+    survives a killed run; :meth:`write_csv` publishes ``step`` + one column per metric, one row per logged step.
+
+    The first record of a process drops the stored records from its step on: a resumed run keeps the curve up to its
+    checkpoint, a run that started over (first record at the first logged step) keeps nothing of the old one."""
+
+    def __init__(self, work_dir: str | os.PathLike, forward: Any = None):
+        self.path = Path(work_dir) / "curves.jsonl"
+        self.forward = forward
+        self._started = False
+
+    def _rows(self) -> list[dict[str, float]]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        if self.forward is not None:
+            self.forward(metrics, step)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._started:
+            kept = [r for r in self._rows() if r["step"] < step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            self._started = True
+        row = {"step": int(step), **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def write_csv(self, out: str | os.PathLike) -> Path:
+        import pandas as pd
+
+        rows = self._rows()
+        table = pd.DataFrame(rows, columns=None if rows else ["step"])
+        if rows:
+            table = table.drop_duplicates("step", keep="last").sort_values("step")
+        table.to_csv(out, index=False)
+        return Path(out)
+
+
+def curves_path(metrics_path: str | os.PathLike, stage: str) -> Path:
+    """Where a training stage publishes its curves CSV (the DVC plots of dvc.yaml): beside its metrics folder,
+    ``results/metrics/train_tokenizer/larp.json`` -> ``results/metrics/curves/train_tokenizer/larp.csv``."""
+    metrics_path = Path(metrics_path)
+    return metrics_path.parent.parent / "curves" / stage / f"{metrics_path.stem}.csv"

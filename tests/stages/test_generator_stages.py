@@ -116,6 +116,8 @@ def test_train_generator_outputs(trained, variant, mode):
     model, meta = load_generator(t / "generator" / variant)
     assert (meta["mode"], meta["tokenizer"], meta["dataset"]) == (mode, "larp", "synthetic")
     assert "sampling" not in meta["stage_config"]
+    curve = t / "metrics/curves/train_generator" / f"{variant}.csv"  # the DVC plot (curves_path)
+    assert curve.read_text().splitlines()[0].startswith("step,loss,acc") and len(curve.read_text().splitlines()) == 3
     assert (model.config.mode, model.config.vocab_size, model.config.num_tokens) == (mode, 64, 8)
 
 
@@ -177,6 +179,7 @@ def test_too_many_videos_is_a_clear_error(trained, capsys):
 def test_runs_are_tracked(trained):
     import mlflow
 
+    assert _sample(trained, "class-larp", "tracked") == 0
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name("larp-generator")
     runs = {r.data.tags["mlflow.runName"]: r for r in client.search_runs([experiment.experiment_id])}
@@ -188,7 +191,7 @@ def test_runs_are_tracked(trained):
         str(built.width), "64")
     assert train.params["generator.preset"] == "tiny" and train.params["steps"] == "4"
     assert "steps" not in train.metrics and "train_examples" not in train.metrics and "val_loss" in train.metrics
-    sample = runs["sample_videos/a"] if "sample_videos/a" in runs else runs["sample_videos/class-larp"]
+    sample = runs["sample_videos/class-larp"]
     assert sample.data.params["num_videos"] == "4" and "num_videos" not in sample.data.metrics
     assert sample.data.params["tokenizer.model.kind"] == "holistic"
     files = {f.path for f in client.list_artifacts(sample.info.run_id)}

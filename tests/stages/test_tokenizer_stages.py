@@ -103,6 +103,41 @@ def test_mlflow_runs_carry_the_full_resolved_configuration(trained):
         assert {"reconstructions.png", "reconstructions.mp4", "params.resolved.json"} <= files
 
 
+def test_dvc_shows_the_stage_metrics_and_draws_the_training_curves(trained, tmp_path):
+    """`dvc metrics show` reads the train_tokenizer metrics files with no "failed to load", and the top-level plots
+    of dvc.yaml draw the curves the stage wrote (a scratch DVC project holding copies of the tiny run's files)."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    for variant in ("larp", "patchwise"):
+        curve = trained / "curves/train_tokenizer" / f"{variant}.csv"  # curves_path of <out>/metrics/<variant>.json
+        header = curve.read_text().splitlines()[0].split(",")
+        assert {"step", "total", "l1", "psnr", "codebook_usage"} <= set(header)
+        assert len(curve.read_text().splitlines()) == 1 + 3  # log_every 2 over 6 steps
+        for src, dst in ((trained / "metrics" / f"{variant}.json", "results/metrics/train_tokenizer"),
+                         (curve, "results/metrics/curves/train_tokenizer")):
+            (repo / dst).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, repo / dst)
+    plots = [p for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if "train_tokenizer" in next(iter(p))]
+    stage = {"foreach": ["larp", "patchwise"],
+             "do": {"cmd": "true", "metrics": ["results/metrics/train_tokenizer/${item}.json"]}}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train_tokenizer": stage}, "plots": plots}))
+    dvc = [str(Path(sys.executable).parent / "dvc")]
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+    def run(*args):
+        done = subprocess.run(dvc + list(args), cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    run("init", "--no-scm", "-q")
+    shown = run("metrics", "show")
+    assert "failed to load" not in shown and "val_psnr" in shown and "train_tokenizer/larp.json" in shown
+    run("plots", "show", "-o", "plots")
+    page = (repo / "plots/index.html").read_text()
+    assert "psnr" in page and "codebook_usage" in page
+
+
 def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path, tracking_store):
     rc = _script("encode_tokens").main(["--params", *params_file, "--tokenizer", str(trained / "tokenizer/larp"),
                                         "--clips-dir", str(clips_dir), "--out", str(tmp_path / "tokens"),

@@ -29,7 +29,7 @@ from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed, stage_seed
-from ..tracking import tracker_for
+from ..tracking import CurveLog, curves_path, tracker_for
 from .presets import count_parameters
 from .sampling import generate
 from .train import build_config, evaluate_nll, load_generator, load_tokens, train_generator, training_section
@@ -54,8 +54,9 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: 
                 "run": params["run"], "variant": variant}
     with tracker_for(params, stage="train_generator", variant=variant, study="generator", resolved=resolved,
                      is_main=dist.is_main) as tracker:
+        curves = CurveLog(work_dir, tracker.log_metrics)  # MLflow step metrics + the DVC plot's CSV
         result = train_generator(train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
-                                 log=tracker.log_metrics, stop_after=stop_after)
+                                 log=curves.log, stop_after=stop_after)
         barrier(dist)
         if (stop_after is not None and result.steps < section["steps"]) or not dist.is_main:
             return result.metrics
@@ -71,6 +72,7 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: 
             tmp = outs.dir(out_dir)
             save_weights(tmp / "model.safetensors", result.model.state_dict(), meta)
             write_json(tmp / "config.json", meta)
+            curves.write_csv(outs.file(curves_path(metrics_path, "train_generator")))
             write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     return metrics

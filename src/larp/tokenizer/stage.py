@@ -16,7 +16,7 @@ from ..data.clips import ClipStore, rfvd_windows
 from ..generator.video_io import side_by_side, to_uint8, write_mp4
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
-from ..tracking import tracker_for
+from ..tracking import CurveLog, curves_path, tracker_for
 from .presets import count_parameters
 from .train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 
@@ -41,8 +41,9 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
                 "run": params["run"], "variant": variant}
     with tracker_for(params, stage="train_tokenizer", variant=variant, study="tokenizer", resolved=resolved,
                      is_main=dist.is_main) as tracker:
+        curves = CurveLog(work_dir, tracker.log_metrics)  # MLflow step metrics + the DVC plot's CSV
         result = train_tokenizer(section, clips, train_stores, work_dir=work_dir, seed=seed, device=device, dist=dist,
-                                 log=tracker.log_metrics, stop_after=stop_after)
+                                 log=curves.log, stop_after=stop_after)
         barrier(dist)
         if stop_after is not None and result.steps < section["steps"]:
             return result.metrics
@@ -66,6 +67,7 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
                               title=f"{variant}: val PSNR {val['val_psnr']:.2f} dB (deterministic SVQ)")
             write_mp4(rep / "reconstructions.mp4", side_by_side(to_uint8(video[:8]), to_uint8(recon[:8])))
             write_json(rep / "metrics.json", metrics)
+            curves.write_csv(outs.file(curves_path(metrics_path, "train_tokenizer")))
             write_json(outs.file(metrics_path), metrics)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(Path(report_dir) / "reconstructions.png")
