@@ -196,10 +196,19 @@ class Throughput:
         return r
 
 
+_LOG_START: dict[str, tuple[float, int]] = {}  # stage -> (time, step) of its first log line in this process
+
+
 def log_line(stage: str, step: int, total: int, metrics: Mapping[str, float], keys: tuple[str, ...]) -> None:
-    """One plain progress line for logs (Snakemake/DVC write stderr to files, where a progress bar is noise)."""
+    """One plain progress line for logs (Snakemake/DVC write stderr to files, where a progress bar is noise), with
+    the rate and ETA since this process's first line (workflow/tools/progress.py shows the latest in the terminal)."""
+    import time
+
     shown = " ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
-    print(f"[{stage}] step {step}/{total} {shown}", flush=True)
+    t0, s0 = _LOG_START.setdefault(stage, (time.monotonic(), step))
+    rate = (step - s0) / max(time.monotonic() - t0, 1e-9)
+    timing = f" | {rate:.2f} steps/s, ETA {round((total - step) / rate)} s" if step > s0 and rate > 0 else ""
+    print(f"[{stage}] step {step}/{total} {shown}{timing}", flush=True)
 
 
 def all_mean(values: Mapping[str, float], dist: Any, device: str) -> dict[str, float]:
