@@ -35,7 +35,10 @@ def schema() -> dict[str, Any]:
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge (Snakemake's ``update_config`` semantics): dicts merge, other values replace."""
+    """Recursive dict merge (Snakemake's ``update_config`` semantics): dicts merge, other values replace.
+
+    Kept by hand on purpose: the stage scripts must merge --params files exactly as Snakemake merges --configfile
+    (OmegaConf or mergedeep differ on lists and None, and would be one more dependency for eight lines)."""
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):

@@ -39,6 +39,8 @@ def lr_multiplier(step: int, total: int, warmup: int, min_mult: float) -> float:
     """Linear warm-up from ``min_mult`` to 1 over ``warmup`` steps, then cosine decay to ``min_mult`` at ``total``.
 
     The official trainers' step-wise "warm-up cosine" schedule (facts §4 "Tokenizer optimizer and schedule", §5).
+    Not torch.optim.lr_scheduler: its CosineAnnealingLR has no warm-up from ``min_mult`` and LambdaLR would still
+    need this function; a pure function of the step also resumes from a checkpoint with no scheduler state.
     """
     if warmup > 0 and step < warmup:
         return min_mult + (1.0 - min_mult) * step / warmup
