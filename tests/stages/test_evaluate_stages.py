@@ -183,7 +183,8 @@ def test_rfvd_scores_one_window_per_video_of_the_configured_split(ws, recorder, 
 def test_identity_tokenizer_gives_zero_rfvd_and_real_stats_are_cached(ws, monkeypatch, tmp_path):
     cache = tmp_path / "cache"
     with monkeypatch.context() as mp:
-        mp.setattr(LARPTokenizer, "reconstruct", lambda model, video: (video, None))
+        mp.setattr(LARPTokenizer, "reconstruct",
+                   lambda model, video: (video, model.encode(video, deterministic=True).indices))
         same = _eval_tokenizer(ws, "larp", cache)
     name = same["metric"]
     assert name == "rfvd[clf-synthetic]_6_8f"
@@ -194,6 +195,13 @@ def test_identity_tokenizer_gives_zero_rfvd_and_real_stats_are_cached(ws, monkey
     assert real["real_stats_cached"] and real[name] > 1e-7, "other clips must give a positive distance"
     assert (real["params_tokenizer"], real["num_tokens"], real["kind"]) == (stage_count(), TOK.num_tokens, "holistic")
     assert len(list(cache.glob("rfvd-synthetic-train-clf-synthetic-n6-*.npz"))) == 1
+    # the health report: a perfect reconstruction vs the untrained (black) one, against the same static frames
+    h_same, h_real = same["health"], real["health"]
+    assert h_same["split"] == "test" and h_same["num_clips"] == len(ClipStore(ws["tmp"] / "clips/synthetic", "test"))
+    assert h_same["psnr"] is None and h_same["gain_over_mean_frame_db"] is None  # +inf PSNR is not a number
+    assert h_same["mean_frame_psnr"] == pytest.approx(h_real["mean_frame_psnr"])
+    assert h_real["psnr"] < h_real["mean_frame_psnr"] and h_real["gain_over_mean_frame_db"] < 0
+    assert 0 < h_real["codebook_usage"] <= 1 and h_real["codes_used"] >= 1
 
 
 def stage_count() -> int:

@@ -185,9 +185,51 @@ def to_markdown(table: Table, title: str = "Table 1: video generation comparison
     return "\n".join(lines) + "\n"
 
 
-def write_table1(table: Table, md_path: str | os.PathLike, csv_path: str | os.PathLike) -> None:
-    """Write the Markdown and CSV renderings of ``table`` (atomically)."""
-    for path, text in ((md_path, to_markdown(table)), (csv_path, to_csv(table))):
+HEALTH_NOTE = ("Tokenizer health (larp.metrics.health; README \"Tokenizer health\"), deterministic SVQ on one seeded "
+               "window per held-out video: PSNR on all pixels and on moving pixels (max-channel deviation from the "
+               "clip's temporal median above the threshold) for the reconstruction and for showing the clip's own "
+               "static temporal-mean or median frame; the PSNR lost when each clip's tokens are decoded in a random "
+               "order (about 0 dB: the decoder reads a bag of identical tokens); codebook usage. A tokenizer below "
+               "the mean frame has learned less than one static frame per clip.")
+
+
+def build_health_table(tokenizer_evals: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per tokenizer evaluation that carries a health report (older evaluations have none)."""
+    header = ["Tokenizer", "Kind", "Clips", "PSNR", "mean frame", "median frame", "PSNR moving", "mean frame moving",
+              "median frame moving", "Δ mean frame", "Δ mean frame moving", "permutation drop", "codes used",
+              "perplexity", "beats the mean frame"]
+    rows = []
+    for tok in tokenizer_evals:
+        h = tok.get("health")
+        if not h:
+            continue
+        beats = (h["gain_over_mean_frame_db"] or -1) > 0 and (h["moving_gain_over_mean_frame_db"] or -1) > 0
+        rows.append([tok["variant"], tok["kind"], f"{h['num_clips']} ({h['split']})", _num(h["psnr"], 2, "inf"),
+                     _num(h["mean_frame_psnr"], 2), _num(h["median_frame_psnr"], 2), _num(h["psnr_moving"], 2, "-"),
+                     _num(h["mean_frame_psnr_moving"], 2, "-"), _num(h["median_frame_psnr_moving"], 2, "-"),
+                     _num(h["gain_over_mean_frame_db"], 2, "-"), _num(h["moving_gain_over_mean_frame_db"], 2, "-"),
+                     _num(h["permutation_drop_db"], 2, "-"),
+                     f"{h['codes_used']} ({100 * h['codebook_usage']:.0f} %)", _num(h["perplexity"], 1),
+                     "yes" if beats else "no"])
+    return Table(header=header, rows=rows, notes=[HEALTH_NOTE, f"moving threshold: "
+                 f"{tokenizer_evals[0]['health']['moving_threshold'] if rows else '-'}; PSNR in dB."])
+
+
+def health_markdown(table: Table) -> str:
+    if not table.rows:
+        return ""
+    lines = ["", "## Tokenizer health", "", "| " + " | ".join(map(_md_cell, table.header)) + " |",
+             "|" + "---|" * len(table.header)]
+    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
+    lines += [""] + [f"- {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_table1(table: Table, md_path: str | os.PathLike, csv_path: str | os.PathLike,
+                 health: Table | None = None) -> None:
+    """Write the Markdown and CSV renderings of ``table`` (atomically); the health table follows in the Markdown."""
+    md = to_markdown(table) + (health_markdown(health) if health is not None else "")
+    for path, text in ((md_path, md), (csv_path, to_csv(table))):
         with atomic_file(path) as tmp:
             Path(tmp).write_text(text)
 
@@ -210,7 +252,7 @@ def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.Path
     toks = read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")
     gens = read_evals(generator_evals, list(params["generators"]), "evaluate_generator")
     table = build_table1(toks, gens, official=sorted(params.get("official") or {}))
-    write_table1(table, md_path, csv_path)
+    write_table1(table, md_path, csv_path, build_health_table(toks))
     with tracker_for(params, stage="make_table1", variant="table1", study="table1",
                      resolved={"tokenizers": params["tokenizers"], "generators": params["generators"]}) as tracker:
         tracker.log_metrics({f"{ev['variant']}/{key}": ev[key] for ev in toks + gens

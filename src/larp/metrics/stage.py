@@ -55,6 +55,7 @@ from .realstats import (
     store_fingerprint,
     windows_digest,
 )
+from .health import HealthAccumulator, permute_tokens
 from .recon import psnr_per_clip, resize_videos, ssim_per_frame
 
 LOG_EVERY = 50  # classifier training steps between logged metrics
@@ -282,6 +283,7 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
         if new_real is not None:
             save_real_stats(cache_dir, key, new_real)
             real = new_real
+        health = tokenizer_health(model, Path(clips_dir) / dataset, ev["health"], cfg.frames, batch, device)
         name = metric_name(info["name"], "rfvd", len(windows), cfg.frames)
         metrics = {
             "stage": "evaluate_tokenizer", "variant": variant, "kind": cfg.kind, "dataset": dataset, "split": split,
@@ -290,12 +292,31 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
             "metric": name, name: fvd_from_stats(fake, real), "psnr": _finite_mean(psnrs),
             "ssim": float(torch.cat(ssims).mean()), "lpips": lpips_sum / frames_seen if frames_seen else None,
             "lpips_status": lpips_status, "params_tokenizer": count_parameters(model, include_prior=False),
-            "num_tokens": cfg.num_latents, "real_stats_cached": new_real is None,
+            "num_tokens": cfg.num_latents, "real_stats_cached": new_real is None, "health": health,
             "seconds": time.perf_counter() - t0,
         }
         write_json(out_path, metrics)
-        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+                            | {f"health_{k}": v for k, v in health.items() if isinstance(v, (int, float))})
     return metrics
+
+
+@torch.no_grad()
+def tokenizer_health(model: Any, store_root: Path, section: Mapping[str, Any], frames: int, batch: int,
+                     device: str) -> dict[str, Any]:
+    """The health report (larp.metrics.health) of ``model`` on one seeded window per video of
+    ``section['split']``: PSNR on all and moving pixels against the static mean/median frames, the PSNR drop under
+    a token permutation, codebook usage. Deterministic SVQ, as every reconstruction metric."""
+    store = ClipStore(store_root, section["split"])
+    windows = rfvd_windows(store, frames, section["seed"])[: section["max_videos"] or None]
+    acc = HealthAccumulator(model.cfg.codebook_size, section["moving_threshold"])
+    perm_gen = torch.Generator().manual_seed(section["seed"])
+    for video in _clip_batches(store, windows, frames, batch, device):
+        recon, indices = model.reconstruct(video)
+        permuted = model.decode_indices(permute_tokens(indices, perm_gen)).float().clamp(0, 1)
+        acc.add(video, recon, permuted, indices)
+    return {"split": section["split"], "num_clips": len(windows), "moving_threshold": section["moving_threshold"],
+            "seed": section["seed"]} | acc.report()
 
 
 # ---------------------------------------------------------------------------------------------------------------
