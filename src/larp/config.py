@@ -223,7 +223,8 @@ def _shape_checks(params: Mapping[str, Any]) -> list[str]:
                        f"num_videos <= {pool}")
     det = params.get("detector") or {}
     if det.get("kind") == "i3d" and not det.get("i3d_path"):
-        out.append("detector.kind is i3d but detector.i3d_path is null; fetch the file (README, FVD detectors) and set "
+        out.append("detector.kind is i3d but detector.i3d_path is null; fetch the file once (python -c \"from "
+                   "larp.metrics.detectors import fetch_i3d; fetch_i3d('data/i3d')\", README FVD detectors) and set "
                    "detector.i3d_path: data/i3d/i3d_torchscript.pt, or use detector.kind: classifier")
     return out
 

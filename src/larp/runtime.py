@@ -41,6 +41,28 @@ def stage_seed(params: Mapping[str, Any], section: Mapping[str, Any]) -> int:
     return int(params["run"]["seed"] if own is None else own)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX512-BF16): there a bf16 matmul is
+    several times faster than fp32. Elsewhere (e.g. AVX2-only CPUs) oneDNN emulates bf16 and it is far slower, so
+    bf16 autocast must stay off (benchmarks/bench_bf16.py measures both)."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def autocast_for(device: str, cpu_bf16: str | bool = "auto") -> torch.autocast:
+    """The training autocast context: bf16 on CUDA; on CPU bf16 when ``cpu_bf16`` is true, or "auto" and the CPU
+    has bf16 matrix units (:func:`cpu_has_fast_bf16`); otherwise fp32 (a disabled autocast)."""
+    import torch
+
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    on = cpu_has_fast_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on)
+
+
 def resolve_device(name: str = "auto") -> str:
     import torch
 

@@ -172,7 +172,8 @@ def test_too_many_videos_is_a_clear_error(trained, capsys):
     big.write_text(yaml.safe_dump({"generator": {"sampling": {"num_videos": 13}}}))
     assert _sample(trained, "class-larp", "big", trained["params"] + [str(big)]) == 2
     err = capsys.readouterr().err
-    assert "num_videos = 13" in err and "holds only 12 clips" in err
+    # refused by the parameter validation (from the synthetic set's size) before the stage reads any store
+    assert "num_videos = 13" in err and "chunk pool of synthetic/train holds" in err and "set num_videos <=" in err
     assert not (trained["tmp"] / "samples/big").exists()
 
 

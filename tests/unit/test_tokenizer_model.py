@@ -10,7 +10,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from larp.tokenizer.losses import Discriminator, DiscriminatorConfig
-from larp.tokenizer.model import LARPTokenizer, PatchEmbed3D, TokenizerConfig, sincos_1d, sincos_3d
+from larp.tokenizer.model import LARPTokenizer, PatchEmbed3D, TokenizerConfig, routing_masks, sincos_1d, sincos_3d
 from larp.tokenizer.presets import TOKENIZER_PRESETS, count_config_parameters, estimate_flops, get_preset
 from larp.tokenizer.prior import PriorConfig
 
@@ -79,6 +79,46 @@ def test_latent_proj_gain_scales_only_the_bottleneck_out_projection() -> None:
         torch.testing.assert_close(v, base.state_dict()[k], msg=k)
     with pytest.raises(ValueError, match="latent_proj_gain"):
         get_preset("tiny", latent_proj_gain=0.0)
+
+
+def test_patch_embed_gain_scales_only_the_patch_embedding() -> None:
+    base, scaled = tiny(), tiny(patch_embed_gain=10.0)
+    torch.testing.assert_close(scaled.patch_embed.proj.weight, 10.0 * base.patch_embed.proj.weight)
+    torch.testing.assert_close(scaled.latent_proj.weight, base.latent_proj.weight)
+    with pytest.raises(ValueError, match="patch_embed_gain"):
+        get_preset("tiny", patch_embed_gain=-1.0)
+
+
+def test_routing_masks_give_each_token_its_patches() -> None:
+    enc, dec = routing_masks(num_patches=8, num_tokens=4)  # patches 2k, 2k+1 belong to token k
+    assert enc.shape == dec.shape == (12, 12)
+    for k in range(4):
+        assert enc[8 + k].nonzero().flatten().tolist() == [2 * k, 2 * k + 1]  # query k -> its patches
+        assert dec[4 + 2 * k].nonzero().flatten().tolist() == [k] == dec[4 + 2 * k + 1].nonzero().flatten().tolist()
+    assert enc[:8].sum() == 0 and dec[:4].sum() == 0  # patch tokens (encoder) and latents (decoder) unbiased
+
+
+def test_routing_bias_breaks_the_token_symmetry_and_zero_is_the_plain_model() -> None:
+    """At init every holistic query attends uniformly, so a clip's tokens are near copies; the routing bias makes
+    each token read its own patches. Bias 0 must be exactly the model without the curriculum."""
+    model, x = tiny(), video()
+    plain = model._encoder_latents(x)
+    model.routing_bias = 0.0
+    torch.testing.assert_close(model._encoder_latents(x), plain, rtol=0, atol=0)
+
+    def own_vs_other(bias: float) -> float:
+        """How much more token 0's latent moves than the others' when only token 0's patch changes."""
+        model.routing_bias = bias
+        base = model._encoder_latents(x)
+        y = x.clone()
+        c = model.cfg
+        y[:, :, : c.patch_t, : c.patch_s, : c.patch_s] += 0.5  # patch 0 (raster order), owned by token 0
+        delta = (model._encoder_latents(y) - base).norm(dim=-1).mean(0)  # (n,)
+        return float(delta[0] / delta[1:].mean())
+
+    # without the curriculum every token moves alike (one vector per clip); with it token 0 follows its own patch
+    assert own_vs_other(0.0) < 1.5 < 3.0 < own_vs_other(20.0)
+    assert model.decode(model.encode(x, deterministic=True).z_q).shape == x.shape
 
 
 def test_reconstruction_gradient_reaches_encoder_but_not_codebook() -> None:

@@ -72,6 +72,7 @@ class SyntheticConfig:
     object_size: tuple[float, float] = (0.12, 0.16)  # object circumradius range, fraction of min(height, width)
     motion_period: tuple[float, float] = (20.0, 36.0)  # frames per motion cycle, drawn per clip
     grain: float = 4.0  # std (0-255 scale) of the static background texture
+    background_colours: int = 0  # 0: the two gradient colours are continuous; N > 0: drawn from an N-colour palette
 
     def __post_init__(self) -> None:
         lo, hi = self.object_size
@@ -83,6 +84,9 @@ class SyntheticConfig:
         if not 0 < p_lo <= p_hi:
             raise ParamsError(f"synthetic.motion_period must be [min, max] frames per cycle with 0 < min <= max but "
                               f"found {list(self.motion_period)}")
+        if not 0 <= self.background_colours <= 64:
+            raise ParamsError(f"synthetic.background_colours must be 0 (continuous colours) or a palette size 1..64 "
+                              f"but found {self.background_colours}")
         if self.grain < 0:
             raise ParamsError(f"synthetic.grain must be >= 0 (std of the background texture) but found {self.grain}")
         if self.height % 2 or self.width % 2:
@@ -240,6 +244,14 @@ def _hsv_to_rgb(hue: float, sat: float, val: float) -> np.ndarray:
     return val * (1 - sat * np.clip(np.minimum(k, 4 - k), 0, 1))
 
 
+def background_palette(seed: int, n: int) -> np.ndarray:
+    """(n, 3) dull background colours (0-255), a deterministic function of the seed: evenly spaced hues at a fixed
+    low saturation and value, so the objects (saturated, bright) stand out against every background."""
+    g = np.random.default_rng([seed, 7411])
+    offset = g.uniform(0, 1)
+    return np.stack([255 * _hsv_to_rgb((offset + k / n) % 1.0, 0.55, 0.45) for k in range(n)])
+
+
 def render_video(cfg: SyntheticConfig, cls: ClassDef, group: int, clip: int) -> np.ndarray:
     """Render one video as uint8 (T, H, W, 3). Deterministic in (cfg.seed, class, group, clip)."""
     key = [cfg.seed, SHAPES.index(cls.shape), MOTIONS.index(cls.motion), group]
@@ -247,7 +259,11 @@ def render_video(cfg: SyntheticConfig, cls: ClassDef, group: int, clip: int) -> 
     r = np.random.default_rng(key + [clip])  # clip-level nuisance: where and how fast
     h, w = cfg.height, cfg.width
     # background: a dull two-colour gradient in a random direction plus a static texture (no class information)
-    c1, c2 = g.uniform(15, 130, 3), g.uniform(15, 130, 3)
+    if cfg.background_colours:
+        palette = background_palette(cfg.seed, cfg.background_colours)
+        c1, c2 = palette[g.integers(0, len(palette), 2)]
+    else:
+        c1, c2 = g.uniform(15, 130, 3), g.uniform(15, 130, 3)
     phi = g.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ramp = (xx / w - 0.5) * math.cos(phi) + (yy / h - 0.5) * math.sin(phi) + 0.5

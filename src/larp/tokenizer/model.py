@@ -82,9 +82,11 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        """x (B, L, D); bias: optional additive (L, L) attention-logit bias (the routing curriculum)."""
         q, k, v = rearrange(self.qkv(x), "b l (k h d) -> k b h l d", k=3, h=self.heads)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, L, head_dim)
+        mask = None if bias is None else bias.to(q.dtype)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, L, head_dim)
         return self.proj(rearrange(y, "b h l d -> b l (h d)"))
 
 
@@ -100,8 +102,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width, eps=1e-5)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), bias)
         return x + self.mlp(self.norm2(x))
 
 
@@ -112,6 +114,19 @@ def xavier_init_linears(module: nn.Module) -> None:
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def routing_masks(num_patches: int, num_tokens: int) -> tuple[Tensor, Tensor]:
+    """0/1 (L, L) masks, L = m + n, of the routing curriculum: patch j (raster order) belongs to token j*n // m.
+    Encoder sequence [patches, queries]: query i's row marks its patches. Decoder sequence [latents, patch
+    queries]: patch query j's row marks its token. Rows of other tokens are 0 (no bias)."""
+    m, n = num_patches, num_tokens
+    owner = torch.arange(m) * n // m  # (m,) token of each patch
+    enc = torch.zeros(m + n, m + n)
+    enc[m + owner, torch.arange(m)] = 1.0
+    dec = torch.zeros(n + m, n + m)
+    dec[n + torch.arange(m), owner] = 1.0
+    return enc, dec
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,6 +173,15 @@ class TokenizerConfig:
     decoder_latent_pe: str = "fixed"   # "fixed" (paper A.1) | "learned" (reproduces the paper's counts)
     zero_init_output: bool = True      # official: output layer zeroed (black video at init, facts §1); False keeps
                                        # its xavier init, so the latents get gradient from the first step
+    patch_embed_gain: float = 1.0      # x the xavier init of the patch embedding (official 1). On a small patch grid
+                                       # the fixed 3D sin-cos PE is nearly one constant vector (norm ~sqrt(d), its
+                                       # position-dependent part a fifth of that), against a patch content of norm ~1
+                                       # at init: a gain makes the content visible next to the PE (README "Embedded
+                                       # default: departures")
+    routing_bias: float = 0.0          # holistic only: additive attention-logit bias between each token and its patches
+                                       # (encoder: query -> its patches; decoder: patch query -> its token), kept at
+                                       # inference. 0 = the official model; the embedded default's small-scale
+                                       # departure (README "Embedded default"); the trainer can add a decaying extra
     latent_proj_gain: float = 1.0      # x the xavier init of the bottleneck out-projection (official `out_linear`: 1).
                                        # Its input is a unit vector, so at init the token content entering the
                                        # decoder has norm ~sqrt(2 d / (d + d')) ≈ 1.4 against the fixed PE's
@@ -175,6 +199,13 @@ class TokenizerConfig:
         check_vit_shape(self.frames, self.resolution, self.patch_t, self.patch_s, self.width, self.heads)
         if not self.latent_proj_gain > 0:
             raise ValueError(f"latent_proj_gain must be > 0 but found {self.latent_proj_gain}")
+        if self.routing_bias < 0:
+            raise ValueError(f"routing_bias must be >= 0 but found {self.routing_bias}")
+        if self.routing_bias and self.kind == "patchwise":
+            raise ValueError(f"routing_bias {self.routing_bias} has no meaning for the patchwise tokenizer (each token "
+                             f"is its patch); set model.routing_bias: 0.0 for a patchwise variant")
+        if not self.patch_embed_gain > 0:
+            raise ValueError(f"patch_embed_gain must be > 0 but found {self.patch_embed_gain}")
         if self.num_tokens < 1:
             raise ValueError(f"num_tokens must be >= 1 but found {self.num_tokens}")
         if self.prior is not None and self.num_latents < 2:
@@ -260,6 +291,16 @@ class LARPTokenizer(nn.Module):
         self.out_norm = nn.LayerNorm(d, eps=1e-6)
         self.out_proj = nn.Linear(d, cfg.patch_t * cfg.patch_s * cfg.patch_s * 3)
         self.prior = ARPrior(cfg.prior, cfg.codebook_dim, n) if cfg.prior is not None else None
+        # Routing bias (holistic only; 0 = the official model): an additive attention-logit bias from holistic query
+        # i to its patches in the encoder and from each decoder patch query to its token. At init every query
+        # attends uniformly, so all tokens get the same gradient and stay one vector per clip; the bias breaks that
+        # symmetry (README "Embedded default"). `routing_bias` is the value in effect: cfg.routing_bias, plus the
+        # trainer's decaying warm-up extra during training.
+        self.routing_bias = cfg.routing_bias
+        if self.holistic:
+            enc_mask, dec_mask = routing_masks(cfg.num_patches, n)
+            self.register_buffer("enc_route", enc_mask, persistent=False)
+            self.register_buffer("dec_route", dec_mask, persistent=False)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -274,6 +315,7 @@ class LARPTokenizer(nn.Module):
                 nn.init.normal_(self.latent_pe, std=0.02)
         with torch.no_grad():
             self.latent_proj.weight.mul_(self.cfg.latent_proj_gain)
+            self.patch_embed.proj.weight.mul_(self.cfg.patch_embed_gain)
         if self.cfg.zero_init_output:
             nn.init.zeros_(self.out_proj.weight)  # zero output layer: black video at init
             nn.init.zeros_(self.out_proj.bias)
@@ -288,10 +330,12 @@ class LARPTokenizer(nn.Module):
         """video (B, 3, T, H, W) -> the n encoder outputs that get quantised, (B, n, D) (paper Eq. 4)."""
         self._check_video(video)
         x = self.patch_embed(video) + self.patch_pe  # (B, m, D)
+        bias = None
         if self.holistic:
             x = torch.cat([x, self.queries.expand(x.shape[0], -1, -1)], dim=1)  # (B, m + n, D)
+            bias = self.routing_bias * self.enc_route if self.routing_bias else None
         for block in self.encoder:
-            x = block(x)
+            x = block(x, bias)
         return x[:, -self.cfg.num_latents :]
 
     def encode(self, video: Tensor, deterministic: bool = False) -> QuantizerOutput:
@@ -309,13 +353,15 @@ class LARPTokenizer(nn.Module):
         if z_q.ndim != 3 or tuple(z_q.shape[1:]) != (n, self.cfg.codebook_dim):
             raise ValueError(f"expected latents (B, {n}, {self.cfg.codebook_dim}) but found {tuple(z_q.shape)}")
         x = self.latent_proj(z_q)  # (B, n, D)
+        bias = None
         if self.holistic:
             patch_queries = (self.patch_pe + self.query_type).expand(x.shape[0], -1, -1)  # (B, m, D)
             x = torch.cat([x + self.latent_pe, patch_queries], dim=1)  # (B, n + m, D)
+            bias = self.routing_bias * self.dec_route if self.routing_bias else None
         else:
             x = x + self.patch_pe
         for block in self.decoder:
-            x = block(x)
+            x = block(x, bias)
         patches = self.out_proj(self.out_norm(x[:, -self.cfg.num_patches :]))  # (B, m, pt*p*p*3)
         t, h, w = self.cfg.grid
         return rearrange(

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..data.clips import ClipStore, to_float_video
-from ..runtime import Dist, progress
+from ..runtime import Dist, autocast_for, progress
 from ..metrics.recon import psnr_per_clip, ssim_per_frame
 from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
@@ -116,6 +116,18 @@ class TrainResult:
     steps: int
 
 
+def prior_ramp(step: int, steps: int, section: Mapping[str, Any]) -> float:
+    """Multiplier of the prior loss at ``step``: 0 before ``prior_start_frac`` of training, then linear to 1 over
+    ``prior_ramp_frac`` (both 0: always 1, the paper). At small scale the prior, whose loss is easiest to lower by
+    making every token the same code, collapses the codebook before the reconstruction has formed; starting it
+    later lets the codes carry content first (README "Embedded default")."""
+    f = step / max(1, steps)
+    start, ramp = section["prior_start_frac"], section["prior_ramp_frac"]
+    if f < start:
+        return 0.0
+    return 1.0 if ramp <= 0 else min(1.0, (f - start) / ramp)
+
+
 def _param_groups(model: LARPTokenizer) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     prior, rest = [], []
     for name, p in model.named_parameters():
@@ -184,8 +196,10 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
     loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(start, steps),
                                          num_workers=section["num_workers"], persistent_workers=False,
                                          generator=torch.Generator().manual_seed(seed))
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = autocast_for(device, section["cpu_bf16"])  # SVQ distances and the losses stay fp32 (.float() below)
     meter = Throughput()
+    routing = float(section["routing_warmup_bias"]) if model.holistic else 0.0
+    routing_steps = max(1.0, section["routing_frac"] * steps)
     model.train()
     bar = progress(total=steps, initial=start, desc="train_tokenizer", disable=None if dist.is_main else True)
     done = start  # steps completed (a resume at the last step trains none)
@@ -195,11 +209,15 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         for g in opt.param_groups:
             g["lr"] = section["lr"] * g["mult"] * mult
         ss = ss_rate(step, steps, section["ss_peak"], section["ss_peak_frac"]) if section["ss_rounds"] == 2 else 0.0
+        # routing warm-up: an extra bias decaying linearly to 0 at routing_frac of training, on top of the model's
+        # own cfg.routing_bias; a pure function of the step (resumable)
+        model.routing_bias = cfg.routing_bias + routing * max(0.0, 1.0 - step / routing_steps)
 
         with amp:
             out, prior = step_module(video, section["deterministic_quantization"], ss, section["ss_rounds"])
         recon = out.recon.float()
-        losses: dict[str, torch.Tensor] = {"l1": (recon - video).abs().mean(), "quant": out.quant.loss}
+        losses: dict[str, torch.Tensor] = {"l1": (recon - video).abs().mean(), "mse": (recon - video).square().mean(),
+                                           "quant": out.quant.loss}
         gan_on = use_gan and step >= loss_w["gan_start"]
 
         if gan_on and step % loss_w["disc_every"] == 0:
@@ -217,7 +235,8 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             opt_d.step()
             window.add({"d_loss": d_loss.item(), "lecam": reg.item()})
 
-        total = loss_w["l1_weight"] * losses["l1"] + loss_w["quant_weight"] * losses["quant"]
+        total = (loss_w["l1_weight"] * losses["l1"] + loss_w["mse_weight"] * losses["mse"]
+                 + loss_w["quant_weight"] * losses["quant"])
         if perceptual is not None:
             losses["lpips"] = perceptual(recon, video)
             total = total + loss_w["lpips_weight"] * losses["lpips"]
@@ -228,7 +247,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             total = total + loss_w["gan_weight"] * losses["g_adv"]
         if prior is not None:
             losses["prior"] = prior.loss
-            total = total + section["prior_weight"] * prior.loss
+            total = total + section["prior_weight"] * prior_ramp(step, steps, section) * prior.loss
         losses["total"] = total
         check_finite(losses, step, ckpt.path)
 
@@ -254,11 +273,12 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             if log is not None and dist.is_main:
                 log(logged, done)
             if bar.disable and dist.is_main:
-                log_line("train_tokenizer", done, steps, logged, ("total", "l1", "prior", "psnr", "codebook_usage",
+                log_line("train_tokenizer", done, steps, logged, ("total", "l1", "mse", "prior", "psnr", "codebook_usage",
                                                                   "lr", "ss_rate", "clips_per_s"))
         if ckpt.end_of_step(done, steps, section["checkpoint_every"], objects, dist.is_main, stop_after):
             break
     bar.close()
+    model.routing_bias = cfg.routing_bias  # the trained model: its own configured bias, no warm-up extra
     final = all_mean(window.last, dist, device)
     return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=done)
 
