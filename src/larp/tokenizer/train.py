@@ -102,9 +102,10 @@ class TokenizerStep(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer
 
-    def forward(self, video: torch.Tensor, deterministic: bool, ss: float, rounds: int):
+    def forward(self, video: torch.Tensor, deterministic: bool, ss: float, rounds: int, with_prior: bool = True):
         out = self.tokenizer(video, deterministic=deterministic)
-        prior = self.tokenizer.prior_loss(out.quant, ss_rate=ss, n_rounds=rounds) if self.tokenizer.prior is not None else None
+        use = self.tokenizer.prior is not None and with_prior
+        prior = self.tokenizer.prior_loss(out.quant, ss_rate=ss, n_rounds=rounds) if use else None
         return out, prior
 
 
@@ -179,7 +180,9 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
     disc_module: nn.Module | None = disc
     if world > 1:
         ddp_kw = {"device_ids": [dist.local_rank]} if device == "cuda" else {}
-        step_module = nn.parallel.DistributedDataParallel(step_module, **ddp_kw)
+        # a delayed prior leaves its parameters unused in the first steps
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, find_unused_parameters=section["prior_start_frac"] > 0, **ddp_kw)
         if disc is not None:
             disc_module = nn.parallel.DistributedDataParallel(disc, **ddp_kw)
 
@@ -214,7 +217,9 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         model.routing_bias = cfg.routing_bias + routing * max(0.0, 1.0 - step / routing_steps)
 
         with amp:
-            out, prior = step_module(video, section["deterministic_quantization"], ss, section["ss_rounds"])
+            # before prior_start_frac the prior's loss weight is 0: skip its forward (no gradient, no effect)
+            ramp = prior_ramp(step, steps, section)
+            out, prior = step_module(video, section["deterministic_quantization"], ss, section["ss_rounds"], ramp > 0)
         recon = out.recon.float()
         losses: dict[str, torch.Tensor] = {"l1": (recon - video).abs().mean(), "mse": (recon - video).square().mean(),
                                            "quant": out.quant.loss}
@@ -247,7 +252,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             total = total + loss_w["gan_weight"] * losses["g_adv"]
         if prior is not None:
             losses["prior"] = prior.loss
-            total = total + section["prior_weight"] * prior_ramp(step, steps, section) * prior.loss
+            total = total + section["prior_weight"] * ramp * prior.loss
         losses["total"] = total
         check_finite(losses, step, ckpt.path)
 
