@@ -113,7 +113,7 @@ def test_routing_bias_breaks_the_token_symmetry_and_zero_is_the_plain_model() ->
         y = x.clone()
         c = model.cfg
         y[:, :, : c.patch_t, : c.patch_s, : c.patch_s] += 0.5  # patch 0 (raster order), owned by token 0
-        delta = (model._encoder_latents(y) - base).norm(dim=-1).mean(0)  # (n,)
+        delta = (model._encoder_latents(y) - base).detach().norm(dim=-1).mean(0)  # (n,)
         return float(delta[0] / delta[1:].mean())
 
     # without the curriculum every token moves alike (one vector per clip); with it token 0 follows its own patch
