@@ -34,6 +34,18 @@ def _video_args(p: argparse.ArgumentParser) -> None:
                    help="enlarge the frames by this integer factor (nearest neighbour) for viewing (default: 1)")
 
 
+def _video_input(p: argparse.ArgumentParser, side_by_side: str | None = None) -> None:
+    """The VIDEO argument and how its frames are read; ``side_by_side`` names what stands beside the output."""
+    p.add_argument("video", metavar="VIDEO", help="a video file (anything FFmpeg reads)")
+    p.add_argument("--stride", type=int, default=1, help="use every STRIDE-th frame (default: 1)")
+    if side_by_side:
+        p.add_argument("--side-by-side", action="store_true", help=f"{side_by_side} (left) beside the result")
+
+
+def _out_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--out", required=True, metavar="FILE", help=f"{what} to write")
+
+
 def build() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="larp", description=__doc__.strip().splitlines()[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,18 +56,15 @@ def build() -> argparse.ArgumentParser:
     t = sub.add_parser("tokenize", help="a video -> token ids (.npy, one row per clip)",
                        description="Encode every clip of VIDEO with deterministic SVQ; write the token ids as an "
                                    ".npy array (clips, num_tokens) of int64 in [0, codebook size).")
-    t.add_argument("video", metavar="VIDEO", help="a video file (anything FFmpeg reads)")
+    _video_input(t)
     t.add_argument("--tokenizer", required=True, metavar="DIR", help="a tokenizer folder (results/tokenizer/<name>)")
-    t.add_argument("--out", required=True, metavar="FILE", help="token ids to write (.npy)")
-    t.add_argument("--stride", type=int, default=1, help="use every STRIDE-th frame (default: 1)")
+    _out_arg(t, "token ids (.npy)")
 
     r = sub.add_parser("reconstruct", help="a video -> its reconstruction through the tokenizer (MP4)",
                        description="Encode and decode every clip of VIDEO; write the reconstruction as an MP4.")
-    r.add_argument("video", metavar="VIDEO", help="a video file")
+    _video_input(r, side_by_side="the input clip")
     r.add_argument("--tokenizer", required=True, metavar="DIR", help="a tokenizer folder")
-    r.add_argument("--out", required=True, metavar="FILE", help="MP4 to write")
-    r.add_argument("--stride", type=int, default=1, help="use every STRIDE-th frame (default: 1)")
-    r.add_argument("--side-by-side", action="store_true", help="the input clip (left) beside its reconstruction")
+    _out_arg(r, "MP4")
     r.add_argument("--tokens-out", metavar="FILE", help="also write the token ids (.npy)")
     _video_args(r)
 
@@ -64,7 +73,7 @@ def build() -> argparse.ArgumentParser:
                                    "pipeline (results/samples/<g>/tokens.npy) into an MP4.")
     d.add_argument("tokens", metavar="TOKENS", help="an .npy file of token ids")
     d.add_argument("--tokenizer", required=True, metavar="DIR", help="a tokenizer folder")
-    d.add_argument("--out", required=True, metavar="FILE", help="MP4 to write")
+    _out_arg(d, "MP4")
     _video_args(d)
 
     s = sub.add_parser("sample", help="generate videos of a class (MP4)",
@@ -80,20 +89,18 @@ def build() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default: 1)")
     s.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default: 0 = off)")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (default: 1 = off)")
-    s.add_argument("--out", required=True, metavar="FILE", help="MP4 to write")
+    _out_arg(s, "MP4")
     s.add_argument("--tokens-out", metavar="FILE", help="also write the sampled token ids (.npy)")
     _video_args(s)
 
     c = sub.add_parser("continue", help="predict the rest of each clip of a video from its first frames (MP4)",
                        description="Frame prediction: keep the first context frames of each clip of VIDEO, "
                                    "generate the clip with a frame-prediction generator, write the result.")
-    c.add_argument("video", metavar="VIDEO", help="a video file")
+    _video_input(c, side_by_side="the real clip")
     c.add_argument("--generator", required=True, metavar="DIR", help="a frame-prediction generator folder")
     c.add_argument("--tokenizer", metavar="DIR", help="its tokenizer folder (default: found next to it)")
     c.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    c.add_argument("--stride", type=int, default=1, help="use every STRIDE-th frame (default: 1)")
-    c.add_argument("--side-by-side", action="store_true", help="the real clip (left) beside the prediction")
-    c.add_argument("--out", required=True, metavar="FILE", help="MP4 to write")
+    _out_arg(c, "MP4")
     _video_args(c)
     return p
 

@@ -198,12 +198,13 @@ def build_health_table(tokenizer_evals: Sequence[Mapping[str, Any]]) -> Table:
     header = ["Tokenizer", "Kind", "Clips", "PSNR", "mean frame", "median frame", "PSNR moving", "mean frame moving",
               "median frame moving", "Δ mean frame", "Δ mean frame moving", "permutation drop", "codes used",
               "perplexity", "beats the mean frame"]
-    rows = []
+    rows, reports = [], [tok["health"] for tok in tokenizer_evals if tok.get("health")]
     for tok in tokenizer_evals:
         h = tok.get("health")
         if not h:
             continue
-        beats = (h["gain_over_mean_frame_db"] or -1) > 0 and (h["moving_gain_over_mean_frame_db"] or -1) > 0
+        # a perfect reconstruction has no finite PSNR (None) and beats everything
+        beats = all(h[k] is None or h[k] > 0 for k in ("gain_over_mean_frame_db", "moving_gain_over_mean_frame_db"))
         rows.append([tok["variant"], tok["kind"], f"{h['num_clips']} ({h['split']})", _num(h["psnr"], 2, "inf"),
                      _num(h["mean_frame_psnr"], 2), _num(h["median_frame_psnr"], 2), _num(h["psnr_moving"], 2, "-"),
                      _num(h["mean_frame_psnr_moving"], 2, "-"), _num(h["median_frame_psnr_moving"], 2, "-"),
@@ -211,8 +212,8 @@ def build_health_table(tokenizer_evals: Sequence[Mapping[str, Any]]) -> Table:
                      _num(h["permutation_drop_db"], 2, "-"),
                      f"{h['codes_used']} ({100 * h['codebook_usage']:.0f} %)", _num(h["perplexity"], 1),
                      "yes" if beats else "no"])
-    return Table(header=header, rows=rows, notes=[HEALTH_NOTE, f"moving threshold: "
-                 f"{tokenizer_evals[0]['health']['moving_threshold'] if rows else '-'}; PSNR in dB."])
+    threshold = reports[0]["moving_threshold"] if reports else "-"
+    return Table(header=header, rows=rows, notes=[HEALTH_NOTE, f"moving threshold: {threshold}; PSNR in dB."])
 
 
 def health_markdown(table: Table) -> str:

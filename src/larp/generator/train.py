@@ -29,7 +29,7 @@ from torch import nn
 
 from ..io import read_json
 from ..npzmap import chunked, load_npz
-from ..runtime import Dist, progress
+from ..runtime import Dist, autocast_for, progress
 from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .model import ARGenerator, GeneratorConfig
 from .presets import get_preset, param_groups
@@ -167,7 +167,7 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
     start = ckpt.resume(objects, "train_generator", dist.is_main)
 
     batches = TokenBatches(data, batch, world, seed, dist.rank)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = autocast_for(device, cpu_bf16=False)  # bf16 on GPU; fp32 on CPU
     meter = Throughput()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_generator", disable=None if dist.is_main else True)
@@ -215,7 +215,7 @@ def evaluate_nll(model: ARGenerator, data: TokenData, *, device: str, limit: int
     was_training = model.training
     model.eval()
     n = min(limit, len(data))
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = autocast_for(device, cpu_bf16=False)  # bf16 on GPU; fp32 on CPU
     nll, acc = 0.0, 0.0
     for i in range(0, n, batch):
         tokens = torch.from_numpy(data.tokens[i:min(i + batch, n)].astype(np.int64)).to(device)

@@ -30,6 +30,7 @@ import torch
 from einops import reduce
 from torch import Tensor
 
+from ..tokenizer.quantizer import codebook_usage
 from .recon import psnr_per_clip
 
 MOVING_THRESHOLD = 0.15  # max-channel |x - temporal median| on [0, 1] pixels
@@ -73,7 +74,7 @@ class HealthAccumulator:
         self.codebook_size, self.threshold = codebook_size, threshold
         self.parts = {name: _Pooled() for name in ("recon", "mean_frame", "median_frame", "permuted")}
         self.moving = self.pixels = 0
-        self.counts = torch.zeros(codebook_size, dtype=torch.float64)
+        self.indices: list[Tensor] = []
 
     @torch.no_grad()
     def add(self, video: Tensor, recon: Tensor, permuted: Tensor, indices: Tensor) -> None:
@@ -88,7 +89,7 @@ class HealthAccumulator:
             self.parts[name].add(x.float(), video, mask)
         self.moving += int(mask.sum()) * 3  # squared errors are summed over the 3 channels
         self.pixels += mask.numel()
-        self.counts += torch.bincount(indices.reshape(-1).cpu(), minlength=self.codebook_size).double()
+        self.indices.append(indices.reshape(-1).cpu())
 
     def report(self) -> dict[str, float | None]:
         """Flat dict of the health figures (None where undefined, e.g. no moving pixels)."""
@@ -99,11 +100,9 @@ class HealthAccumulator:
             out[f"{prefix}psnr"] = part.psnr()
             out[f"{prefix}psnr_moving"] = _pooled_psnr(part.moving_se, self.moving)
         out["moving_fraction"] = self.moving / 3 / self.pixels if self.pixels else None
-        p = self.counts / self.counts.sum().clamp_min(1)
-        nz = p[p > 0]
-        out["codebook_usage"] = float((self.counts > 0).double().mean())
-        out["codes_used"] = int((self.counts > 0).sum())
-        out["perplexity"] = float(torch.exp(-(nz * nz.log()).sum()))
+        usage, perplexity = codebook_usage(torch.cat(self.indices), self.codebook_size)
+        out["codebook_usage"], out["perplexity"] = usage, perplexity
+        out["codes_used"] = round(usage * self.codebook_size)
 
         def diff(a: str, b: str) -> float | None:
             x, y = out[a], out[b]
