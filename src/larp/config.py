@@ -150,6 +150,7 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
 def _synthetic_chunk_pool(params: Mapping[str, Any], ds: Mapping[str, Any], split: str) -> int | None:
     """Size of the non-overlapping chunk pool (larp.data.clips.chunk_pool) of a synthetic split, from params alone;
     None for datasets whose videos are only known after extraction."""
+    from .data.clips import chunks_per_video
     from .data.synthetic import tested_groups
 
     syn, clips = params["synthetic"], params["clips"]
@@ -160,7 +161,8 @@ def _synthetic_chunk_pool(params: Mapping[str, Any], ds: Mapping[str, Any], spli
     stored = -(-int(syn["frames"]) // int(clips["stride"]))
     if clips["max_frames_per_video"] is not None:
         stored = min(stored, int(clips["max_frames_per_video"]))
-    return int(syn["num_classes"]) * groups * int(syn["clips_per_group"]) * (stored // int(clips["frames"]))
+    per_video = chunks_per_video(stored, int(clips["frames"]))
+    return int(syn["num_classes"]) * groups * int(syn["clips_per_group"]) * per_video
 
 
 def _shape_checks(params: Mapping[str, Any]) -> list[str]:

@@ -415,9 +415,14 @@ def rfvd_windows(store: ClipStore, length: int, seed: int) -> list[tuple[int, in
     return [(i, int(rng.integers(store.num_frames(i) - length + 1))) for i in range(len(store))]
 
 
+def chunks_per_video(num_frames: int, length: int) -> int:
+    """Windows of the gFVD pool in one video of ``num_frames`` stored frames: non-overlapping from frame 0."""
+    return num_frames // length
+
+
 def chunk_pool(store: ClipStore, length: int) -> list[tuple[int, int]]:
     """gFVD pool (facts §6): every non-overlapping window from stored frame 0, floor(n / length) per video."""
-    return [(i, k * length) for i in range(len(store)) for k in range(store.num_frames(i) // length)]
+    return [(i, k * length) for i in range(len(store)) for k in range(chunks_per_video(store.num_frames(i), length))]
 
 
 def sample_chunks(pool: Sequence[T], n: int, seed: int = 42) -> list[T]:
