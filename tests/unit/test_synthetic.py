@@ -197,3 +197,26 @@ def test_motion_period_and_grain_are_checked():
     with pytest.raises(ParamsError, match="grain"):
         SyntheticConfig(grain=-1.0)
     assert SyntheticConfig.from_params({"motion_period": [30, 40]}).motion_period == (30, 40)
+
+
+def test_background_ramp_flattens_the_background_and_object_colours_quantise_the_hue():
+    cls = {c.name: c for c in class_table(10)}["DiscSweep"]
+    median = {}
+    for ramp in (1.0, 0.0):  # with no grain the background is the two-colour ramp, or one flat colour at ramp 0
+        video = render_video(SyntheticConfig(frames=16, grain=0.0, background_colours=6, background_ramp=ramp),
+                             cls, 2, 1).astype(float)
+        median[ramp] = np.median(video, axis=0)  # the background: the object moves, so the median frame lacks it
+    spread = {ramp: np.ptp(bg.reshape(-1, 3), axis=0).max() for ramp, bg in median.items()}
+    assert spread[0.0] <= 1.0 < spread[1.0]  # flat: one colour everywhere; ramp 1: two palette colours apart
+    hues = set()
+    for group in range(1, 13):  # 12 groups draw their object hue from a 3-hue palette: at most 3 distinct colours
+        video = render_video(SyntheticConfig(frames=1, object_colours=3), cls, group, 1)[0].astype(int)
+        pixels = video.reshape(-1, 3)
+        solid = pixels[(pixels.max(1) >= 250) & (pixels.min(1) <= 5)]  # the object's interior: a pure hue
+        assert len(solid) > 20
+        hues.update(map(tuple, np.unique(solid // 16, axis=0)))
+    assert 1 < len(hues) <= 3  # 3 hues at full saturation: red, green, blue
+    with pytest.raises(ParamsError, match="background_ramp"):
+        SyntheticConfig(background_ramp=1.5)
+    with pytest.raises(ParamsError, match="object_colours"):
+        SyntheticConfig(object_colours=-1)

@@ -73,6 +73,8 @@ class SyntheticConfig:
     motion_period: tuple[float, float] = (20.0, 36.0)  # frames per motion cycle, drawn per clip
     grain: float = 4.0  # std (0-255 scale) of the static background texture
     background_colours: int = 0  # 0: the two gradient colours are continuous; N > 0: drawn from an N-colour palette
+    background_ramp: float = 1.0  # fraction of the colour difference c1 -> c2 the gradient spans (0: flat colour c1)
+    object_colours: int = 0  # 0: the object hue is continuous; N > 0: one of N evenly spaced hues
 
     def __post_init__(self) -> None:
         lo, hi = self.object_size
@@ -87,6 +89,12 @@ class SyntheticConfig:
         if not 0 <= self.background_colours <= 64:
             raise ParamsError(f"synthetic.background_colours must be 0 (continuous colours) or a palette size 1..64 "
                               f"but found {self.background_colours}")
+        if not 0 <= self.object_colours <= 64:
+            raise ParamsError(f"synthetic.object_colours must be 0 (continuous object hue) or a palette size 1..64 "
+                              f"but found {self.object_colours}")
+        if not 0 <= self.background_ramp <= 1:
+            raise ParamsError(f"synthetic.background_ramp must be in [0, 1] (fraction of the two-colour difference the "
+                              f"background gradient spans; 0 = flat) but found {self.background_ramp}")
         if self.grain < 0:
             raise ParamsError(f"synthetic.grain must be >= 0 (std of the background texture) but found {self.grain}")
         if self.height % 2 or self.width % 2:
@@ -267,8 +275,11 @@ def render_video(cfg: SyntheticConfig, cls: ClassDef, group: int, clip: int) -> 
     phi = g.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ramp = (xx / w - 0.5) * math.cos(phi) + (yy / h - 0.5) * math.sin(phi) + 0.5
-    bg = c1 + np.clip(ramp, 0, 1)[..., None] * (c2 - c1) + g.normal(0, cfg.grain, (h, w, 1))  # (H, W, 3)
-    colour = 255 * _hsv_to_rgb(g.uniform(0, 1), g.uniform(0.6, 1.0), g.uniform(0.85, 1.0))
+    bg = c1 + (cfg.background_ramp * np.clip(ramp, 0, 1))[..., None] * (c2 - c1) + g.normal(0, cfg.grain, (h, w, 1))  # (H, W, 3)
+    if cfg.object_colours:  # one of N evenly spaced hues at full saturation and value
+        colour = 255 * _hsv_to_rgb(g.integers(0, cfg.object_colours) / cfg.object_colours, 1.0, 1.0)
+    else:
+        colour = 255 * _hsv_to_rgb(g.uniform(0, 1), g.uniform(0.6, 1.0), g.uniform(0.85, 1.0))
     radius = min(h, w) * g.uniform(*cfg.object_size)
     t = np.arange(cfg.frames, dtype=np.float64)
     poses = _poses(cls.motion, t, h, w, radius, r, cfg.motion_period)
@@ -354,8 +365,8 @@ the motion across frames, not one frame's appearance.
 |---|---|---|---|
 {rows}
 
-Nuisance (not class information): per group, the background gradient (two dull colours, random direction),
-a static grain texture (std {cfg.grain:g}), the object colour (random hue, bright) and size
+Nuisance (not class information): per group, the background (two dull colours{' from a ' + str(cfg.background_colours) + '-colour palette' if cfg.background_colours else ''}; a gradient in a
+random direction spanning {cfg.background_ramp:g} of their difference, 0 = flat), a static grain texture (std {cfg.grain:g}), the object colour (bright; {'one of ' + str(cfg.object_colours) + ' hues' if cfg.object_colours else 'random hue'}) and size
 ({cfg.object_size[0]:g}-{cfg.object_size[1]:g} of the shorter side); per clip, position, phase, speed
 ({cfg.motion_period[0]:g}-{cfg.motion_period[1]:g} frames per cycle), direction, amplitude, and in half of the clips a
 grey dot drifting in a straight line.
