@@ -1,4 +1,4 @@
-"""bf16 against fp32 on this CPU: matmuls and one embedded tokenizer training step, side by side.
+"""bf16 against fp32 on this CPU: matmuls and one embedded tokenizer and generator training step, side by side.
 
 `tokenizer.cpu_bf16: auto` turns bf16 autocast on only where `larp.runtime.cpu_has_fast_bf16()` finds bf16 matrix
 units (AMX tiles or AVX512-BF16). This script prints what it found and the measured speed of both precisions, so
@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from larp.generator.presets import get_preset as get_generator_preset
+from larp.generator.model import ARGenerator
 from larp.runtime import autocast_for, cpu_has_fast_bf16
 from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import get_preset
@@ -66,11 +68,38 @@ def tokenizer_step(kind: str, batch: int, repeats: int) -> None:
           f"{t32 / t16:.2f}x | loss fp32 {losses[False]:.6f} vs bf16 {losses[True]:.6f} |")
 
 
+def generator_step(mode: str, batch: int, repeats: int) -> None:
+    """One embedded generator training step (params.yaml generator.model: width 192, depth 4, 64-token videos,
+    512 codes, 10 classes), fp32 against bf16 autocast with the loss in fp32 as in larp.generator.train."""
+    cfg = get_generator_preset("embedded", width=192, depth=4, heads=3, mode=mode, vocab_size=512, num_tokens=64,
+                               num_classes=10)
+    torch.manual_seed(0)
+    model = ARGenerator(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens = torch.randint(0, 512, (batch, 64))
+    cond = torch.randint(0, 10, (batch,)) if mode == "class" else torch.randint(0, 512, (batch, 64))
+    losses = {}
+
+    def step(bf16: bool) -> None:
+        with autocast_for("cpu", bf16):
+            logits = model(tokens, cond)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten())
+        losses[bf16] = loss.item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+
+    t32 = best_time(lambda: step(False), repeats)
+    t16 = best_time(lambda: step(True), repeats)
+    print(f"| embedded generator ({mode}), batch {batch}, forward+backward | {1e3 * t32:.0f} | {1e3 * t16:.0f} | "
+          f"{t32 / t16:.2f}x | loss fp32 {losses[False]:.6f} vs bf16 {losses[True]:.6f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=8, help="tokenizer batch (params.yaml tokenizer.batch_size)")
+    parser.add_argument("--gen-batch", type=int, default=32, help="generator batch (generator.batch_size)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cpu = torch.cpu
@@ -82,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for kind in ("holistic", "patchwise"):
         tokenizer_step(kind, args.batch, args.repeats)
+    for mode in ("class", "fp"):
+        generator_step(mode, args.gen_batch, args.repeats)
     return 0
 
 

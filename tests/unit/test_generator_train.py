@@ -36,16 +36,17 @@ def token_data(mode: str = "class", examples: int = 32) -> TokenData:
 def section(**overrides) -> dict:
     base = {"preset": "tiny", "model": {}, "mode": "class", "tokenizer": "larp", "dataset": "synthetic", "steps": 6,
             "batch_size": 8, "lr": 3.0e-3, "betas": [0.9, 0.95], "weight_decay": 0.05, "warmup_steps": 2,
-            "min_lr_mult": 0.1, "eval_clips": 32, "checkpoint_every": 2, "log_every": 2}
+            "min_lr_mult": 0.1, "eval_clips": 32, "checkpoint_every": 2, "log_every": 2, "cpu_bf16": False}
     return base | overrides
 
 
-@pytest.mark.parametrize("mode", ["class", "fp"])
-def test_training_reduces_the_loss(tmp_path, mode):
+@pytest.mark.parametrize("mode,cpu_bf16", [("class", False), ("fp", False), ("class", True)])
+def test_training_reduces_the_loss(tmp_path, mode, cpu_bf16):
+    """Learns in fp32 and in CPU bf16 autocast (generator.cpu_bf16: true forces it where auto would not)."""
     torch.set_num_threads(1)
     data = token_data(mode)
     steps = 80
-    cfg = section(mode=mode, steps=steps, batch_size=16, checkpoint_every=100, log_every=10)
+    cfg = section(mode=mode, steps=steps, batch_size=16, checkpoint_every=100, log_every=10, cpu_bf16=cpu_bf16)
     result = train_generator(cfg, data, work_dir=tmp_path, seed=0, device="cpu")
     after = evaluate_nll(result.model, data, device="cpu", limit=32, batch=16)["val_loss"]
     assert after < 0.5 * math.log(V), f"loss {after:.3f} did not fall below half of ln V = {math.log(V):.3f}"

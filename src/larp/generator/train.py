@@ -167,7 +167,7 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
     start = ckpt.resume(objects, "train_generator", dist.is_main)
 
     batches = TokenBatches(data, batch, world, seed, dist.rank)
-    amp = autocast_for(device, cpu_bf16=False)  # bf16 on GPU; fp32 on CPU
+    amp = autocast_for(device, section["cpu_bf16"])  # bf16 on GPU; on CPU per cpu_bf16; the loss stays fp32
     meter = Throughput()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_generator", disable=None if dist.is_main else True)
