@@ -1,7 +1,7 @@
 """Benchmark of the FVD engine on CPU: detector feature throughput and Fréchet distance time.
 
 Measures (a) ClassifierDetector features in clips/s at 16x64x64 and 16x128x128 (the frame-prediction and
-UCF-101 protocols of larp-facts.md §6), batch 16, and (b) frechet_distance at 400 dims (I3D features) and
+UCF-101 protocols of docs/official-code-facts.md §6), batch 16, and (b) frechet_distance at 400 dims (I3D features) and
 2048 dims (for reference). The I3D TorchScript weights are not available on this machine, so I3D is not
 timed. Throughput does not depend on the weights, so the classifier is used untrained.
 

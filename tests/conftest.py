@@ -1,4 +1,4 @@
-"""Shared test fixtures: tiny synthetic data generated once per session (no committed media, style.md §9.5)."""
+"""Shared test fixtures: tiny synthetic data generated once per session (no committed media)."""
 
 from __future__ import annotations
 

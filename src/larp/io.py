@@ -2,7 +2,7 @@
 
 Every stage writes into a sibling temporary path (``.<name>.tmp-<host>-<pid>-<uuid>``) on the same filesystem and
 renames it into place only when everything succeeded (``os.replace`` is atomic on POSIX), so a crash or kill never
-leaves a file or folder that a later stage, Snakemake or DVC would take as complete (style.md §9.4; the
+leaves a file or folder that a later stage, Snakemake or DVC would take as complete (docs/tooling-notes.md §2; the
 temp-then-rename idea is stylegan-v's ``metric_utils`` cache). Temporaries match ``*.tmp-*`` which git and DVC
 ignore; those of a killed writer are removed by the next publication of the same path (:func:`remove_stale`).
 A stage with several outputs publishes them together (:func:`atomic_outputs`): its primary output appears last.
@@ -234,7 +234,7 @@ def save_weights(path: str | os.PathLike, state: Mapping[str, Any], meta: Mappin
     """Save tensors as safetensors with ``meta`` (model + stage configuration) as JSON in the header, and the
     content digest (:func:`weights_digest`).
 
-    The file alone is enough to rebuild the model (style.md §9.4, nanoGPT's ``model_args``): read it back with
+    The file alone is enough to rebuild the model (as nanoGPT checkpoints carry ``model_args``): read it back with
     :func:`load_weights`.
     """
     from safetensors.torch import save_file

@@ -1,7 +1,7 @@
 """The one place that talks to MLflow.
 
 Default store: ``sqlite:///<repo>/mlflow.db`` with artifacts in ``<repo>/mlruns`` so that ``mlflow ui`` run from the
-repository root shows every run with no server (MLflow 3.17 defaults and pitfalls: workflow-notes.md §0.5, §4).
+repository root shows every run with no server (MLflow 3.17 defaults and pitfalls: docs/tooling-notes.md §3).
 ``MLFLOW_TRACKING_URI`` in the environment wins over ``tracking.uri`` in params. One experiment per study
 (``<prefix>-<study>``); runs are tagged with stage, variant, git commit and carry the resolved parameters: the stage's
 sections after presets and overrides (model configurations in full, e.g. ``tokenizer.model.kind``) as params, and

@@ -1,7 +1,7 @@
 """Pieces every training stage shares: LR schedule, resumable checkpoints, non-finite loss guard, step timing.
 
 Checkpoints live in a work folder outside the declared outputs (Snakemake and DVC delete declared outputs before a
-job runs; workflow-notes.md §0.7), are written atomically, and carry a fingerprint of the configuration so a run
+job runs; docs/tooling-notes.md §2), are written atomically, and carry a fingerprint of the configuration so a run
 never resumes from a checkpoint of a different configuration. They are read with ``torch.load(weights_only=True)``
 (tensors and plain containers only): a planted or foreign pickle is refused without running any of it. The previous
 checkpoint is kept beside the current one (``checkpoint.prev.pt``) so that a non-finite loss right after a checkpoint

@@ -1,4 +1,4 @@
-"""Stage scripts make_synthetic and extract_clips, run in-process on tiny params (style.md §9.5)."""
+"""Stage scripts make_synthetic and extract_clips, run in-process on tiny params."""
 
 from __future__ import annotations
 

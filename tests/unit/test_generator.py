@@ -182,7 +182,7 @@ def test_config_roundtrip_and_validation():
 
 
 def test_paper_preset_parameter_counts():
-    """Counts computed from the code's layer shapes (larp-facts.md Sec. 9), on the meta device."""
+    """Counts computed from the code's layer shapes (docs/official-code-facts.md §9), on the meta device."""
     lp = preset_num_params("gen-LP")
     assert abs(lp - 631.98e6) / 631.98e6 < 1e-3
     assert lp == 631_975_680

@@ -1,6 +1,6 @@
 """Validation, the parameter files handed to every script, and variant helpers.
 
-Only values routed through a rule's ``params:`` are provenance-tracked by Snakemake (workflow-notes.md §0.3),
+Only values routed through a rule's ``params:`` are provenance-tracked by Snakemake (docs/tooling-notes.md §1),
 so every rule lists the parameter sections it reads there; the scripts read the same files via ``--params``.
 """
 

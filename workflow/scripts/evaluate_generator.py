@@ -1,7 +1,8 @@
 """Stage evaluate_generator: class-conditional gFVD or frame-prediction FVD of one generator variant's samples.
 
 class: the generated videos vs the Random(clips.gfvd_seed) train-split chunks they were conditioned on;
-fp: the same with test-split chunks, both resized to evaluation.fp_resolution, all frames (larp-facts.md §6).
+fp: the same with test-split chunks, both resized to evaluation.fp_resolution, all frames
+(docs/official-code-facts.md §6).
 Real statistics are cached in --cache-dir.
 Inputs:  --samples DIR (sample_videos output), --generator DIR (its parameter count), clip stores under
          --clips-dir, detectors under --detector-dir.

@@ -1,4 +1,4 @@
-"""Stage evaluate_tokenizer: rFVD, PSNR, SSIM and LPIPS of one tokenizer variant (larp-facts.md §6).
+"""Stage evaluate_tokenizer: rFVD, PSNR, SSIM and LPIPS of one tokenizer variant (docs/official-code-facts.md §6).
 
 rFVD: one seeded window per video of evaluation.rfvd_split of the variant's val_dataset; reals = those clips,
 fakes = their deterministic-SVQ reconstructions, clamped. Real statistics are cached in --cache-dir.

@@ -6,7 +6,7 @@ say how points become plots: x is each run's measured token count (``x: tokens``
 without the prior (``x: params``), both read from its evaluation; each series is an ordered list of points drawn as
 one line, at the mean over seeds with the sample std as error bar when there are several seeds. Distances are named
 by protocol and detector (a classifier distance is never called FVD). The paper gives these results as figures only,
-so its stated trends (larp-paper.md §4.2, §4.6) are quoted beside the measured table, not its numbers.
+so its stated trends (Wang et al., ICLR 2025, §4.2 and §4.6) are quoted beside the measured table, not its numbers.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SWEEP = "scaling"
 X_COLUMN = {"tokens": "tokens", "params": "params_tokenizer"}  # figure `x` -> column of the runs table
 METRICS = ("psnr", "ssim", "lpips", "rfvd", "gfvd")
 PANELS = (("rfvd", "rFVD"), ("gfvd", "gFVD"))  # the two panels of every figure
-PAPER_TRENDS = (  # larp-paper.md, quoted
+PAPER_TRENDS = (  # Wang et al., ICLR 2025, quoted
     ("Fig. 3a (§4.2)", "while rFVD consistently improves as the tokenizer size increases, gFVD saturates when scaling "
                        "from LARP-B to LARP-L"),
     ("Fig. 3b (§4.2)", "both rFVD and gFVD increase when fewer tokens are used to represent a video. However, the "
@@ -156,7 +156,7 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, figures: Mapping[str,
                 lines.append(f"| {label} | {mlabel} | " + " | ".join(cells) + " |")
     lines += ["", "## What the paper states (quoted, not measured)", ""]
     lines += [f"- {where}: \"{text}\"" for where, text in PAPER_TRENDS]
-    lines += ["", "Paper: Wang et al., ICLR 2025 (larp-paper.md), UCF-101, I3D FVD; its values appear only in the "
+    lines += ["", "Paper: Wang et al., ICLR 2025 (§4.2, §4.6), UCF-101, I3D FVD; its values appear only in the "
               "figures. Per-run values: runs.csv; per point: points.csv.", ""]
     return "\n".join(lines)
 

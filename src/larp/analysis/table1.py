@@ -1,10 +1,11 @@
 """Table 1 of the paper (video generation comparison), reproduced: measured rows beside the paper's, quoted.
 
-Layout as larp-paper.md Table 1: method, #params (tokenizer, generator), #tokens, rFVD, frame-prediction gFVD (K600)
-and class-conditional gFVD (UCF-101), plus the reconstruction metrics of this run (PSNR, SSIM, LPIPS). Every
-distance column names its dataset and detector, e.g. "rFVD synthetic [clf-synthetic]": numbers from different
-detectors never share a column, and a classifier distance is never printed as plain FVD. The paper's numbers are
-I3D FVD, so with ``detector.kind: i3d`` on UCF-101/K600 our rows land in the paper's columns.
+Layout as the paper's Table 1 (Wang et al., ICLR 2025): method, #params (tokenizer, generator), #tokens, rFVD,
+frame-prediction gFVD (K600) and class-conditional gFVD (UCF-101), plus the reconstruction metrics of this run
+(PSNR, SSIM, LPIPS). Every distance column names its dataset and detector, e.g. "rFVD synthetic [clf-synthetic]":
+numbers from different detectors never share a column, and a classifier distance is never printed as plain FVD.
+The paper's numbers are I3D FVD, so with ``detector.kind: i3d`` on UCF-101/K600 our rows land in the paper's
+columns.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PAPER_SOURCE = "quoted: paper Table 1"
 MEASURED_SOURCE = "measured: this run"
 OFFICIAL_SOURCE = "official weights, our evaluation"  # imported by import_official (params `official`)
 PAPER_CITATION = ("Wang et al., LARP: Tokenizing Videos with a Learned Autoregressive Generative Prior, ICLR 2025, "
-                  "Table 1 (larp-paper.md)")
+                  "Table 1")
 KINDS = ("rfvd", "fp", "class")  # column order of the distance columns (paper: rFVD, gFVD K600, gFVD UCF)
 KIND_LABEL = {"rfvd": "rFVD", "fp": "gFVD frame pred.", "class": "gFVD class-cond."}
 PAPER_DATASET = {"rfvd": "ucf101", "fp": "k600", "class": "ucf101"}  # the paper's columns, in our dataset names
@@ -47,7 +48,8 @@ class QuotedRow:
 _DIFF = "Diffusion (continuous video tokenizers)"  # the paper's group headers, shortened
 _MLM = "MLM (discrete video tokenizers)"
 _AR = "AR (discrete video tokenizers)"
-# larp-paper.md Table 1, verbatim (MAGVIT-AR / MAGVIT-v2-AR are taken by the paper from the MAGVIT-v2 appendix).
+# Paper Table 1 (Wang et al., ICLR 2025), verbatim (MAGVIT-AR / MAGVIT-v2-AR are taken by the paper from the
+# MAGVIT-v2 appendix).
 PAPER_ROWS: tuple[QuotedRow, ...] = (
     QuotedRow(_DIFF, "VideoFusion (Luo et al., 2023)", "-", "2B", "-", "-", "-", "173"),
     QuotedRow(_DIFF, "HPDM (Skorokhodov et al., 2024)", "-", "725M", "-", "-", "-", "66"),
@@ -64,7 +66,7 @@ PAPER_ROWS: tuple[QuotedRow, ...] = (
 )
 PAPER_NOTE = (f"Quoted rows ({PAPER_SOURCE}): {PAPER_CITATION}. I3D FVD; LARP's protocols: rFVD on the UCF-101 "
               "train list, class-conditional gFVD on 10,000 UCF-101 clips, frame prediction on 50,000 K600 clips "
-              "(larp-facts.md §6); other methods as reported by their papers. '-' = not reported.")
+              "(docs/official-code-facts.md §6); other methods as reported by their papers. '-' = not reported.")
 
 
 @dataclass
@@ -122,6 +124,7 @@ def build_table1(tokenizer_evals: Sequence[Mapping[str, Any]], generator_evals: 
     (several generators of one mode on one tokenizer give extra rows). Evaluations are evaluate_* output dicts."""
     measured: list[dict[Any, str]] = []
     notes, detectors = [PAPER_NOTE], {}
+    protocols: dict[tuple[str, str], list[str]] = {}  # (metric, description) -> variants, in table order
     fvd_cols: list[tuple[str, str, str]] = [(k, PAPER_DATASET[k], "i3d") for k in KINDS]
     for tok in tokenizer_evals:
         gens = {m: [g for g in generator_evals if g["tokenizer"] == tok["variant"] and g["mode"] == m]
@@ -146,10 +149,12 @@ def build_table1(tokenizer_evals: Sequence[Mapping[str, Any]], generator_evals: 
                     fvd_cols.append(col)
                 row[col] = _num(ev[ev["metric"]], 1)
                 detectors[ev["detector"]["name"]] = ev["detector"]
-                note = f"`{ev['metric']}` ({ev['variant']}): {_describe(ev, kind)}."
-                if note not in notes:
-                    notes.append(note)
+                # one note per protocol, naming every variant measured with it (not one copy per variant)
+                variants = protocols.setdefault((ev["metric"], _describe(ev, kind)), [])
+                if ev["variant"] not in variants:
+                    variants.append(ev["variant"])
             measured.append(row)
+    notes += [f"`{metric}` ({', '.join(variants)}): {desc}." for (metric, desc), variants in protocols.items()]
     notes += [_detector_note(d) for _, d in sorted(detectors.items())]
     fvd_cols.sort(key=lambda c: KINDS.index(c[0]))  # stable: paper columns first within each kind
     fixed = [("group", "Group"), ("method", "Method"), ("source", "Source"), ("params_tokenizer", "#Params tokenizer"),

@@ -1,9 +1,10 @@
 """Table 2 of the paper (ablations of LARP-B), reproduced with seeds: mean ± sample std over the sweep's seeds.
 
 Rows are the ``table2`` variants of params (larp.sweeps); columns PSNR, LPIPS, rFVD and gFVD as the paper's Table 2
-(larp-paper.md §4.6), each distance named by its protocol and detector (a classifier distance is never printed as
-FVD). ``Δ vs reference`` gives each row's mean difference to the reference row in units of the pooled seed spread,
-so a reader can tell an effect from seed noise. The paper's numbers are quoted in their own column block.
+(Wang et al., ICLR 2025, §4.6), each distance named by its protocol and detector (a classifier distance is never
+printed as FVD). ``Δ vs reference`` gives each row's mean difference to the reference row in units of the pooled
+seed spread, so a reader can tell an effect from seed noise. The paper's numbers are quoted in their own column
+block.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ..sweeps import SWEEP, parse_run, sampling_runs, trained_runs
 from .sweep_report import check_one_metric, log_sweep, run_scores
 from .table1 import read_evals
 
-# larp-paper.md Table 2 ("All configurations are modified from LARP-B"), verbatim, by our variant names.
+# Paper Table 2 (Wang et al., ICLR 2025; "All configurations are modified from LARP-B"), verbatim, by our
+# variant names.
 PAPER_TABLE2: dict[str, tuple[str, float, float, float, float]] = {
     "larp": ("LARP-B", 27.88, 0.0855, 31, 107),
     "no-prior": ("No AR prior model", 27.95, 0.0830, 23, 190),

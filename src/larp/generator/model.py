@@ -4,7 +4,7 @@ References (facts only; no code copied):
 - LARP paper (Wang et al., ICLR 2025), Sec. 4.1 (one [cls] token for UCF-101 class-conditional generation,
   one [sep] token for K600 frame prediction) and App. A.2 (Llama-like transformer with *absolute learned* PE,
   token / residual / FFN dropout 0.1).
-- Official code hywang66/LARP `models/larp_ar.py` (summarised in larp-facts.md Sec. 5): pre-norm RMSNorm
+- Official code hywang66/LARP `models/larp_ar.py` (summarised in docs/official-code-facts.md §5): pre-norm RMSNorm
   (eps 1e-5, fp32), fused bias-free QKV, bias-free output projection, causal SDPA, SwiGLU FFN with hidden
   4d*2/3 rounded up to a multiple of 256, learned abs-PE N(0, 0.02^2) over the whole sequence, no RoPE,
   final RMSNorm, zero-initialised bias-free head, all other Linear/Embedding weights N(0, 0.02^2),
@@ -36,7 +36,7 @@ MODES = ("class", "fp")
 
 @dataclass
 class GeneratorConfig:
-    """Generator hyper-parameters; defaults are the released `llama-abs-LP` model (larp-facts.md Sec. 5)."""
+    """Generator hyper-parameters; defaults are the released `llama-abs-LP` model (facts §5)."""
 
     mode: str = "class"  # "class" (one class-token prefix, UCF-101) | "fp" (frame prediction, K600); paper Sec. 4.1
     vocab_size: int = 8192  # tokenizer codebook size (cfgs/larp_tokenizer.yaml)
@@ -154,7 +154,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """x (B, S, D) -> (B, S, D). With a cache, S tokens are appended after the cached positions; this
-        supports a prefill at position 0 or one token per step (attention dropout is 0, facts Sec. 5)."""
+        supports a prefill at position 0 or one token per step (attention dropout is 0, facts §5)."""
         q, k, v = rearrange(self.wqkv(x), "b s (three h d) -> three b h s d", three=3, h=self.heads)
         start = 0
         if cache is not None:

@@ -1,6 +1,7 @@
 """Generator presets, parameter counting and the AdamW parameter-group split.
 
-Sizes follow the official `llama-abs-*` registry (hywang66/LARP `models/larp_ar.py`; larp-facts.md Sec. 5, 8.5, 9).
+Sizes follow the official `llama-abs-*` registry (hywang66/LARP `models/larp_ar.py`; docs/official-code-facts.md
+§5, §8.5, §9).
 Parameter counts with vocab 8192, 1024 tokens, 101 classes (counted on the meta device, see `main`):
 
 - "gen-LP"  d 1280, 30 layers, 20 heads, FFN 3584: 631,975,680 (631.98M; the paper's "632M", Table 1 last row);
@@ -8,7 +9,7 @@ Parameter counts with vocab 8192, 1024 tokens, 101 classes (counted on the meta 
 - "gen-L"   d 1024, 24 layers, 16 heads, FFN 2816: 326,261,760 (326.26M). The paper's "343M" (Table 1) is
             LlamaGen's GPT-L count for a 16,384 vocabulary: the same config with vocab_size=16384 gives
             343,038,976 (343.04M). The label was inherited; with LARP's 8192 codebook the model is 326.26M
-            (larp-facts.md Sec. 8.5).
+            (facts §8.5).
 - "gen-B"   d 768, 12 layers, 12 heads, FFN 2048: 98,401,536 (98.4M; the code comment's "111M" is again LlamaGen's).
 - "embedded" small CPU preset (d 256, 6 layers, 8 heads) with vocab 1024 / 128 tokens, the sequence
             bench_generator.py times; the pipeline always sets vocab_size, num_tokens and num_classes from the token
@@ -46,7 +47,7 @@ def preset_num_params(name: str, **overrides) -> int:
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on nn.Linear weights only; biases, norms, embeddings (token and class tables)
-    and the abs-PE get none (minGPT-style split used by the LARP AR trainer, larp-facts.md Sec. 5)."""
+    and the abs-PE get none (minGPT-style split used by the LARP AR trainer, facts §5)."""
     decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
     params = [p for p in model.parameters() if p.requires_grad]
     return [

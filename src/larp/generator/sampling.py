@@ -2,8 +2,8 @@
 
 References (facts only; no code copied):
 - LARP paper App. A.2: CFG scale 1.25, no top-k / top-p.
-- Official code hywang66/LARP `ar/generate.py` (LlamaGen / gpt-fast derived; larp-facts.md Sec. 5 "Sampling"):
-  static KV cache, prefill the condition, then one token at a time; CFG doubles the batch as
+- Official code hywang66/LARP `ar/generate.py` (LlamaGen / gpt-fast derived; docs/official-code-facts.md §5
+  "Sampling"): static KV cache, prefill the condition, then one token at a time; CFG doubles the batch as
   [cond labels, null labels], logits = uncond + s * (cond - uncond) on the raw logits before temperature, at
   every step; class-conditional only (frame prediction asserts no CFG); multinomial sampling; bf16 on GPU.
 """

@@ -3,7 +3,7 @@
 Each resolves its generator variant from params, opens its inputs, runs the library, publishes its outputs atomically
 (training: rank 0 only, after every rank finished) and mirrors metrics and figures to MLflow.
 
-Sampling protocols (larp-facts.md §6):
+Sampling protocols (docs/official-code-facts.md §6):
 - class-conditional (gFVD, UCF-101): ``num_videos`` real clips are drawn with ``random.Random(clips.gfvd_seed)`` from
   the non-overlapping chunk pool of the dataset's TRAIN split; their labels condition one generated video each.
 - frame prediction (K600): clips drawn the same way from the TEST split; condition = the first

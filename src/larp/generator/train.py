@@ -1,6 +1,6 @@
 """Train the AR generator on precomputed LARP tokens (class-conditional or frame prediction).
 
-Paper §4.1 and App. A.2; official trainer facts in larp-facts.md §5 ("Optimizer and schedule"):
+Paper §4.1 and App. A.2; official trainer facts in docs/official-code-facts.md §5 ("Optimizer and schedule"):
 AdamW (lr 6e-4, betas 0.9/0.95, weight decay 0.05 on Linear weights only), step-wise linear warm-up then cosine
 decay to ``min_lr_mult`` x lr, bf16 autocast on GPU (no GradScaler), no EMA, no gradient clipping. The loss is the
 mean next-token cross-entropy over the n target tokens (:meth:`ARGenerator.loss`).

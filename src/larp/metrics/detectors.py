@@ -3,9 +3,9 @@
 References:
 - I3D: the StyleGAN-V TorchScript port of the tf-hub Kinetics-400 I3D used by the original FVD
   (universome/stylegan-v `src/metrics/frechet_video_distance.py`), called as LARP does (hywang66/LARP
-  `utils/fvd/fvd.py`; larp-facts.md §6): input mapped from [0, 1] to [-1, 1], rescale=False, resize=True,
+  `utils/fvd/fvd.py`; docs/official-code-facts.md §6): input mapped from [0, 1] to [-1, 1], rescale=False, resize=True,
   return_features=True (400-d pre-softmax logits).
-- The only checksum recorded for that file is its git blob SHA-1 in the LARP repository (larp-facts.md §6).
+- The only checksum recorded for that file is its git blob SHA-1 in the LARP repository (facts §6 "FVD engine").
   Unlike StyleGAN-V, the file is a checked input: nothing is loaded before the checksum matches.
 - VideoClassifier / ClassifierDetector: a small 3D-CNN for machines without the I3D weights. Its distances
   are NOT FVD; name them with `larp.metrics.fvd.metric_name` (e.g. "fvd[clf-synthetic]_2048_16f").

@@ -1,8 +1,8 @@
 """Fréchet Video Distance engine: streaming float64 feature statistics and the Fréchet distance.
 
 Reproduces the statistics and distance of the official LARP FVD code (hywang66/LARP `utils/fvd/fvd.py`,
-summarised in larp-facts.md §6), which follows StyleGAN-V (`src/metrics/metric_utils.py` FeatureStats,
-`src/metrics/frechet_video_distance.py`) and the original FVD (Unterthiner et al., 2018):
+summarised in docs/official-code-facts.md §6), which follows StyleGAN-V (`src/metrics/metric_utils.py`
+FeatureStats, `src/metrics/frechet_video_distance.py`) and the original FVD (Unterthiner et al., 2018):
 
     FVD = ||mu_a - mu_b||^2 + tr(S_a + S_b) - 2 tr( sqrt( sqrt(S_a) S_b sqrt(S_a) ) )
 
@@ -26,8 +26,8 @@ _STATS_FORMAT = 1  # version of the .npz layout written by FeatureStats.save
 class FeatureStats:
     """Streaming first and second moments of (N, dim) features, kept as float64 sums.
 
-    As the official FeatureStats (larp-facts.md §6 "Statistics"): running sums Σx and Σxxᵀ over N items,
-    mean = Σx/N and the *biased* covariance Σxxᵀ/N - mean meanᵀ. Merging adds sums and counts, so stats
+    As the official FeatureStats (docs/official-code-facts.md §6 "Statistics"): running sums Σx and Σxxᵀ over N
+    items, mean = Σx/N and the *biased* covariance Σxxᵀ/N - mean meanᵀ. Merging adds sums and counts, so stats
     computed on shards combine into the stats of the union (up to float64 summation order).
     """
 
@@ -119,7 +119,7 @@ def _clamp_psd(w: np.ndarray, what: str, ref: float = 0.0) -> np.ndarray:
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
 
-    ||mu1-mu2||^2 + tr(S1 + S2) - 2 tr(sqrt(sqrt(S1) S2 sqrt(S1))) (larp-facts.md §6). sqrt(S1) comes from a
+    ||mu1-mu2||^2 + tr(S1 + S2) - 2 tr(sqrt(sqrt(S1) S2 sqrt(S1))) (facts §6 "Statistics"). sqrt(S1) comes from a
     symmetric eigendecomposition; the trace of the outer root is the sum of the square roots of the
     eigenvalues of the symmetric PSD matrix sqrt(S1) S2 sqrt(S1). Unlike the official SVD (which leaves
     singular values < 1e-10 un-rooted, a tf-gan quirk), tiny negative eigenvalues are clamped to 0, so the

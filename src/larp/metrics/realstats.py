@@ -2,7 +2,7 @@
 
 Real statistics depend only on the real clips and the detector, so they are computed once and reused by every
 variant scored against the same clips (e.g. all class-conditional generators of one dataset), as StyleGAN-V caches
-them by a hash of all arguments (`src/metrics/metric_utils.py`, style.md §9.6 item 8).
+them by a hash of all arguments (universome/stylegan-v `src/metrics/metric_utils.py`).
 
 The cache key (:class:`RealStatsKey`) holds everything that changes the statistics:
 

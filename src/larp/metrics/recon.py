@@ -1,6 +1,6 @@
 """Reconstruction metrics (PSNR, SSIM) and the frame resize of the frame-prediction FVD protocol.
 
-References (larp-facts.md §4 and §6):
+References (docs/official-code-facts.md §4 and §6):
 - PSNR: mean over clips of -10 log10(per-clip MSE), pixels in [0, 1], reconstructions clamped to [0, 1]
   (hywang66/LARP `eval/eval_larp_tokenizer.py`, `trainers/larp_tokenizer_trainer.py`).
 - SSIM: pytorch_msssim.ssim with data_range=1. The official trainer feeds (B*C, T, H, W), i.e. time as the

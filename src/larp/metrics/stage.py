@@ -1,6 +1,6 @@
 """Stage functions behind ``workflow/scripts/{train_detector,evaluate_tokenizer,evaluate_generator}.py``.
 
-Evaluation protocols (larp-facts.md §6; paper §4.1, Table 1):
+Evaluation protocols (docs/official-code-facts.md §6; paper §4.1, Table 1):
 - rFVD (``evaluate_tokenizer``): one seeded random window per video of ``evaluation.rfvd_split`` of the tokenizer's
   ``val_dataset`` (official: the UCF-101 TRAIN list, facts §6/§8.7); reals = those clips, fakes = their
   reconstructions with deterministic (argmax) SVQ, clamped to [0, 1] (`eval/eval_larp_tokenizer.py --det`). PSNR

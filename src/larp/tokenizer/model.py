@@ -4,7 +4,7 @@ References
 - Paper: Wang et al., "LARP: Tokenizing Videos with a Learned Autoregressive Generative Prior", ICLR 2025,
   §3.2 (holistic tokenization, Eq. 3-5), §4.1 (sizes), App. A.1 (positional encodings). Patchwise baseline:
   paper Fig. 2a.
-- Official code, read for facts only (hywang66/LARP; /work/shared/reference/larp-facts.md §1):
+- Official code, read for facts only (hywang66/LARP; docs/official-code-facts.md §1):
   `models/larp_tokenizer.py`, `models/embed.py`, `models/transformer.py`, `models/bottleneck.py`.
 
 Layout, bottom-up: positional encodings -> patch embedding / ViT block -> configs -> LARPTokenizer.

@@ -1,6 +1,6 @@
 """Train a LARP tokenizer (or the patchwise baseline) with its AR prior, GAN and SVQ losses.
 
-Paper §3.2-3.3 and App. A.1; official trainer facts in larp-facts.md §4 and §8. Per step:
+Paper §3.2-3.3 and App. A.1; official trainer facts in docs/official-code-facts.md §4 and §8. Per step:
 
     L = l1·L1 + lpips·LPIPS + quant·L_SVQ + gan·L_G + α·L_prior          (paper Eq. 8, facts §4 "Generator objective")
 
