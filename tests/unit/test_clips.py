@@ -25,6 +25,7 @@ from larp.data.clips import (
     ClipConfig,
     ClipStore,
     ExtractionError,
+    across_classes,
     chunk_pool,
     extract_clips,
     random_window,
@@ -365,3 +366,22 @@ def test_a_damaged_clip_store_names_the_file_and_what_to_do(tmp_path, tiny_clips
     with pytest.raises(StageError, match=rf"{bad} is damaged.*delete {store} and re-run extract_clips"):
         clips = ClipStore(store, "train")
         clips.read(0, 0, 2)
+
+
+class _Labelled:
+    """A store stand-in: video i has label labels[i] (ClipStore.label)."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def label(self, i):
+        return self.labels[i]
+
+
+def test_figure_windows_cover_every_class_before_repeating_one():
+    store = _Labelled([0, 0, 0, 1, 1, 2, 2, 2, 2])  # written class by class, as a clip store is
+    windows = [(i, 3 * i) for i in range(9)]
+    assert across_classes(store, windows, 4) == [(0, 0), (3, 9), (5, 15), (1, 3)]
+    assert across_classes(store, windows, 100) == [(0, 0), (3, 9), (5, 15), (1, 3), (4, 12), (6, 18), (2, 6),
+                                                   (7, 21), (8, 24)]
+    assert across_classes(store, [], 4) == []

@@ -400,6 +400,17 @@ class ClipStore:
         return out
 
 
+def across_classes(store: ClipStore, windows: Sequence[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """Up to ``n`` of ``windows`` for a figure, one per class in class order, then a second round, and so on: a
+    store is written class by class, so its first windows would all show one class."""
+    by_class: dict[int, list[tuple[int, int]]] = {}
+    for w in windows:
+        by_class.setdefault(store.label(w[0]), []).append(w)
+    rounds = max((len(v) for v in by_class.values()), default=0)
+    picked = [by_class[c][r] for r in range(rounds) for c in sorted(by_class) if r < len(by_class[c])]
+    return picked[:n]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Protocols
 

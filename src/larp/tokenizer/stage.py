@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import variant_section
-from ..data.clips import ClipStore, rfvd_windows
+from ..data.clips import ClipStore, across_classes, rfvd_windows
 from ..generator.video_io import side_by_side, to_uint8, write_mp4
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
@@ -50,7 +50,10 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: s
         if not dist.is_main:
             return result.metrics
         windows = rfvd_windows(val_store, clips["frames"], clips["rfvd_seed"])[: section["eval_clips"]]
-        val, video, recon = evaluate_reconstruction(result.model, val_store, windows, device=device)
+        val, _, _ = evaluate_reconstruction(result.model, val_store, windows, device=device)
+        # the figure and video show clips of different classes (the store's first windows are all one class)
+        _, video, recon = evaluate_reconstruction(result.model, val_store, across_classes(val_store, windows, 8),
+                                                  device=device)
         metrics = {**result.metrics, **val, "steps": result.steps, "seconds": time.perf_counter() - t0,
                    "params_tokenizer": count_parameters(result.model, include_prior=False),
                    "params_prior": count_parameters(result.model, include_prior=True)
