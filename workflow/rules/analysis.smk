@@ -9,7 +9,8 @@ rule analysis_ngrams:
     input:
         generators=expand("results/generator/{run}", run=NGRAM_RUNS),
     output:
-        report=directory("reports/analysis/ngrams"),
+        report=report(directory("reports/analysis/ngrams"), patterns=["{name}.png", "{name}.csv"],
+                      caption="../report/analysis.rst", category="Analyses", subcategory="ngrams"),
         metrics="results/metrics/analysis/ngrams.json",
     params:
         files=PARAMS,
@@ -38,7 +39,8 @@ rule analysis_importance:
         tokenizer=f"results/tokenizer/{ANALYSIS['importance']['tokenizer']}",
         clips=VAL_CLIPS(ANALYSIS["importance"]["tokenizer"]),
     output:
-        report=directory("reports/analysis/importance"),
+        report=report(directory("reports/analysis/importance"), patterns=["{name}.png", "{name}.csv"],
+                      caption="../report/analysis.rst", category="Analyses", subcategory="importance"),
         metrics="results/metrics/analysis/importance.json",
     params:
         files=PARAMS,
@@ -65,7 +67,8 @@ rule analysis_redundancy:
         tokenizers=expand("results/tokenizer/{tok}", tok=ANALYSIS["redundancy"]["tokenizers"]),
         clips=sorted({VAL_CLIPS(t) for t in ANALYSIS["redundancy"]["tokenizers"]}),
     output:
-        report=directory("reports/analysis/redundancy"),
+        report=report(directory("reports/analysis/redundancy"), patterns=["{name}.png", "{name}.csv"],
+                      caption="../report/analysis.rst", category="Analyses", subcategory="redundancy"),
         metrics="results/metrics/analysis/redundancy.json",
     params:
         files=PARAMS,
@@ -93,7 +96,7 @@ rule make_claims:
         ngrams="reports/analysis/ngrams",
         redundancy="reports/analysis/redundancy",
     output:
-        "reports/claims.md",
+        report("reports/claims.md", caption="../report/claims.rst", category="Claims"),
     params:
         files=PARAMS,
         analysis=json.dumps(ANALYSIS["claims"], sort_keys=True),

@@ -104,8 +104,8 @@ rule make_table1:
         tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=TOKENIZERS),
         generators=expand("results/eval/generator/{gen}.json", gen=GENERATORS),
     output:
-        md="reports/table1.md",
-        csv="reports/table1.csv",
+        md=report("reports/table1.md", caption="../report/table1.rst", category="Table 1"),
+        csv=report("reports/table1.csv", caption="../report/table1.rst", category="Table 1"),
     params:
         files=PARAMS,
         tokenizers=section("tokenizers"),
@@ -130,9 +130,9 @@ rule make_table2:
         tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=TABLE2_TRAINED),
         generators=expand("results/eval/generator/{gen}.json", gen=TABLE2_TRAINED + TABLE2_SAMPLED),
     output:
-        md="reports/table2.md",
-        csv="reports/table2.csv",
-        runs="reports/table2_runs.csv",
+        md=report("reports/table2.md", caption="../report/table2.rst", category="Table 2"),
+        csv=report("reports/table2.csv", caption="../report/table2.rst", category="Table 2"),
+        runs=report("reports/table2_runs.csv", caption="../report/table2.rst", category="Table 2"),
     params:
         files=PARAMS,
         table2=section("table2"),

@@ -52,7 +52,8 @@ rule sample_videos:
     output:
         samples=directory("results/samples/{gen}"),
         metrics="results/metrics/sample_videos/{gen}.json",
-        report=directory("reports/samples/{gen}"),
+        report=report(directory("reports/samples/{gen}"), patterns=["{name}.png", "{name}.mp4"],
+                      caption="../report/samples.rst", category="Samples", subcategory="{gen}"),
     params:
         files=PARAMS,
         sampling=lambda wc: json.dumps(GENERATOR_CFG[wc.gen]["sampling"], sort_keys=True),

@@ -7,7 +7,8 @@ rule make_scaling:
         tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=SCALING_TRAINED),
         generators=expand("results/eval/generator/{gen}.json", gen=SCALING_TRAINED),
     output:
-        directory("reports/scaling"),
+        report(directory("reports/scaling"), patterns=["{name}.png", "{name}.csv", "{name}.md"],
+               caption="../report/scaling.rst", category="Scaling"),
     params:
         files=PARAMS,
         scaling=section("scaling"),

@@ -32,7 +32,8 @@ rule train_tokenizer:
     output:
         model=directory("results/tokenizer/{tok}"),
         metrics="results/metrics/train_tokenizer/{tok}.json",
-        report=directory("reports/tokenizer/{tok}"),
+        report=report(directory("reports/tokenizer/{tok}"), patterns=["{name}.png", "{name}.mp4"],
+                      caption="../report/tokenizer.rst", category="Tokenizer reconstructions", subcategory="{tok}"),
     params:
         files=PARAMS,
         tokenizer=tokenizer_cfg,
