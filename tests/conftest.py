@@ -1,7 +1,9 @@
-"""Shared test fixtures: tiny synthetic data generated once per session (no committed media)."""
+"""Shared test fixtures: tiny synthetic data generated once per session (no committed media), an HTML table reader."""
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,47 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+class _Tables(HTMLParser):
+    """The <table>s of an HTML page as rows of cell texts (entities decoded), and every <th> / <td> / <tr> seen."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+        self.tags: dict[str, int] = {}
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("th", "td"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def read_html_tables(text: str) -> tuple[list[list[list[str]]], dict[str, int]]:
+    """(tables, tag counts) of an HTML page: each table a list of rows (header row first) of cell texts. Also checks
+    that no Markdown pipe row survived the rendering as raw text."""
+    assert not re.search(r"^\s*\|.*\|\s*$", text, flags=re.M), "a Markdown table row was left unrendered"
+    parser = _Tables()
+    parser.feed(text)
+    parser.close()
+    return parser.tables, parser.tags
+
+
+@pytest.fixture
+def html_tables():
+    """``read_html_tables``: parse a written HTML page into its tables (a fixture so every test folder can use it)."""
+    return read_html_tables

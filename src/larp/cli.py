@@ -43,6 +43,7 @@ SHARED_ARGS: dict[str, tuple[str, str | None]] = {
     "metrics": ("--metrics", "flat metrics file (DVC metrics)"),
     "report": ("--report", "folder of figures for people (reports/)"),
     "md": ("--md", "Markdown table to write"),
+    "html": ("--html", "HTML page of the same Markdown to write (shown inline by snakemake --report)"),
     "csv": ("--csv", "CSV table to write"),
 }
 

@@ -149,7 +149,7 @@ def test_claims_without_seed_spread_are_undecided():
     assert claims[0]["held"] is None and claims[1]["held"] is None
 
 
-def test_make_claims_writes_a_row_per_claim(ws, tmp_path):
+def test_make_claims_writes_a_row_per_claim(ws, tmp_path, html_tables):
     runs, skew, dom, red = _claim_inputs(50, 0.05, 0.2, 1)
     params = ws["params"]
     labels = list(params["analysis"]["ngrams"]["compare"])
@@ -164,11 +164,19 @@ def test_make_claims_writes_a_row_per_claim(ws, tmp_path):
     red.to_csv(tmp_path / "red/redundancy_videos.csv", index=False)
     rc = _script("make_claims").main(["--params", *FILES, "--table2-runs", str(tmp_path / "runs.csv"),
                                       "--ngrams", str(tmp_path / "ng"), "--redundancy", str(tmp_path / "red"),
-                                      "--md", str(tmp_path / "claims.md")])
+                                      "--md", str(tmp_path / "claims.md"), "--html", str(tmp_path / "claims.html")])
     assert rc == 0
     text = (tmp_path / "claims.md").read_text()
     assert text.count("**held**") == 5 and "did not hold" not in text
     assert "Pearson r =" in text  # the diagnosis section relates gFVD to rFVD
+    # the page snakemake --report shows: the claims table rendered (bold verdicts), the diagnosis after it
+    page = (tmp_path / "claims.html").read_text()
+    (claims,), tags = html_tables(page)
+    assert claims[0] == ["#", "claim", "paper", "measured", "verdict"]
+    assert [r[0] for r in claims[1:]] == ["1", "2", "3", "4", "5"] and all(r[4] == "held" for r in claims[1:])
+    md_measured = [ln.split(" | ")[3] for ln in text.splitlines() if ln.startswith("| 1 |")]
+    assert md_measured and claims[1][3] in md_measured[0] and tags["strong"] >= 5
+    assert "<h2>Diagnosis</h2>" in page and "Pearson r =" in page
 
 
 def test_generation_bound_reports_the_rfvd_gfvd_correlation():

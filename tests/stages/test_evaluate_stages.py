@@ -241,7 +241,7 @@ def test_samples_off_the_protocol_are_refused(ws, tmp_path, capsys):
     assert rc == 2 and "is not the Random(42) sample" in capsys.readouterr().err and not out.exists()
 
 
-def test_make_table1_from_the_stage_outputs(ws, tmp_path):
+def test_make_table1_from_the_stage_outputs(ws, tmp_path, html_tables):
     import mlflow
 
     t = ws["tmp"]
@@ -249,15 +249,25 @@ def test_make_table1_from_the_stage_outputs(ws, tmp_path):
         _eval_tokenizer(ws, tok, tmp_path)
     for gen in load_params(ws["params"])["generators"]:  # every declared variant: the table needs each one
         assert _eval_generator(ws, gen, tmp_path)[0] == 0
-    md, csv_path = t / "reports/table1.md", t / "reports/table1.csv"
+    md, csv_path, html = t / "reports/table1.md", t / "reports/table1.csv", t / "reports/table1.html"
     assert _script("make_table1").main([
         "--params", *ws["params"], "--tokenizer-evals", str(t / "eval/tokenizer"),
-        "--generator-evals", str(t / "eval/generator"), "--md", str(md), "--csv", str(csv_path)]) == 0
+        "--generator-evals", str(t / "eval/generator"), "--md", str(md), "--html", str(html),
+        "--csv", str(csv_path)]) == 0
     header, *rows = list(csv.reader(csv_path.open()))
     assert {"rFVD synthetic [clf-synthetic]", "gFVD frame pred. synthetic [clf-synthetic]",
             "gFVD class-cond. synthetic [clf-synthetic]"} <= set(header)
     assert sum(r[header.index("Source")].startswith("quoted") for r in rows) == 12
     assert sum(r[header.index("Source")].startswith("measured") for r in rows) == 2
     assert "NOT FVD" in md.read_text()
+    # the page snakemake --report shows: Table 1 as rendered HTML (the CSV's cells), then the tokenizer health table
+    page = html.read_text()
+    (table1, health), _ = html_tables(page)
+    assert table1 == [header, *rows]
+    ours = next(r for r in table1 if r[header.index("Source")].startswith("measured"))
+    rfvd = ours[header.index("rFVD synthetic [clf-synthetic]")]
+    assert float(rfvd) >= 0 and f"<td>{rfvd}</td>" in page
+    assert health[0][0] == "Tokenizer" and {r[0] for r in health[1:]} == {"larp", "patchwise"}
+    assert "NOT FVD" in page
     runs = mlflow.search_runs(experiment_names=["larp-table1"])
     assert "make_table1/table1" in set(runs["tags.mlflow.runName"])

@@ -106,13 +106,21 @@ def _parse_markdown(text: str) -> list[list[str]]:
     return [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in lines]
 
 
-def test_csv_and_markdown_agree(table, tmp_path):
-    write_table1(table, tmp_path / "t.md", tmp_path / "t.csv")
+def test_csv_markdown_and_html_agree(table, tmp_path, html_tables):
+    write_table1(table, tmp_path / "t.md", tmp_path / "t.csv", tmp_path / "t.html")
     md_rows = _parse_markdown((tmp_path / "t.md").read_text())
     csv_rows = list(csv.reader(io.StringIO((tmp_path / "t.csv").read_text())))
     assert csv_rows == [table.header] + table.rows
     assert md_rows == csv_rows
     assert (tmp_path / "t.csv").read_text() == to_csv(table)
+    # the HTML page (the one snakemake --report shows) is the same table: every header cell and measured value
+    html = (tmp_path / "t.html").read_text()
+    (html_rows,), _ = html_tables(html)
+    assert html_rows == csv_rows
+    measured = next(r for r in md_rows if r[table.header.index("Source")] == MEASURED_SOURCE)
+    rfvd = measured[table.header.index("rFVD synthetic [clf-synthetic]")]
+    assert rfvd and f"<td>{rfvd}</td>" in html and measured in html_rows
+    assert "<h1>Table 1: video generation comparison (reproduction)</h1>" in html
 
 
 @pytest.mark.parametrize("n, text", [(2_000_000_000, "2B"), (343_040_000, "343M"), (82_200_000, "82.2M"),

@@ -93,7 +93,13 @@ def test_summary_is_mean_and_sample_std_with_delta_in_pooled_std():
     assert "130.0 ± 2.0" in md and "No AR prior model" in md and "gfvd[clf-synthetic]_512_16f" in md
 
 
-def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(params, tmp_path, monkeypatch):
+def _pm_text(summary, variant):
+    r = summary.set_index("variant").loc[variant]
+    return f"{r.gfvd_mean:.1f} ± {r.gfvd_std:.1f}"
+
+
+def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(params, tmp_path, monkeypatch,
+                                                                            html_tables):
     import mlflow
 
     from larp.analysis.table2 import run_make_table2
@@ -111,7 +117,7 @@ def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(para
                                              "gfvd[clf-synthetic]_512_16f": 100.0 + i, "tokenizer": tok})
     out = tmp_path / "reports"
     summary = run_make_table2(params, tokenizer_evals=tok_dir, generator_evals=gen_dir, md_path=out / "t2.md",
-                              csv_path=out / "t2.csv", runs_csv=out / "runs.csv")
+                              csv_path=out / "t2.csv", runs_csv=out / "runs.csv", html_path=out / "t2.html")
     sw = params["table2"]
     assert list(summary.variant) == list(sw["variants"]) + list(sw["sampling_variants"])
     runs = pd.read_csv(out / "runs.csv")
@@ -121,6 +127,12 @@ def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(para
     for _, r in runs[runs.variant.isin(list(sw["sampling_variants"]))].iterrows():
         assert r.rfvd == ref.loc[r.seed, "rfvd"] and r.gfvd != ref.loc[r.seed, "gfvd"]
     assert (out / "t2.md").read_text().count("\n| ") == len(summary) + 1
+    # the HTML page (what snakemake --report shows) holds the same table, rendered
+    (rows,), _ = html_tables((out / "t2.html").read_text())
+    assert rows[0][:6] == ["Configuration", "seeds", "PSNR ↑", "LPIPS ↓", "rFVD ↓", "gFVD ↓"]
+    assert len(rows) == len(summary) + 1 and [r[0].split()[0] for r in rows[1:]] == list(summary.variant)
+    ref_row = next(r for r in rows if r[6] == "ref")
+    assert ref_row[0].startswith(sw["reference"]) and ref_row[5] == _pm_text(summary, sw["reference"])
     mlflow.set_tracking_uri(uri)
     found = mlflow.search_runs(experiment_names=["larp-table2"], output_format="list")
     parents = [r for r in found if r.data.tags.get("stage") == "make_table2"]

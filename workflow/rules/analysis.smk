@@ -96,7 +96,8 @@ rule make_claims:
         ngrams="reports/analysis/ngrams",
         redundancy="reports/analysis/redundancy",
     output:
-        report("reports/claims.md", caption="../report/claims.rst", category="Claims"),
+        md="reports/claims.md",
+        html=report("reports/claims.html", caption="../report/claims.rst", category="Claims"),
     params:
         files=PARAMS,
         analysis=json.dumps(ANALYSIS["claims"], sort_keys=True),
@@ -112,4 +113,5 @@ rule make_claims:
         "../envs/larp.yaml"
     shell:
         "python workflow/scripts/make_claims.py --params {params.files} --table2-runs {input.runs} "
-        "--ngrams {input.ngrams} --redundancy {input.redundancy} --md {output} --threads {threads} > {log} 2>&1"
+        "--ngrams {input.ngrams} --redundancy {input.redundancy} --md {output.md} "
+        "--html {output.html} --threads {threads} > {log} 2>&1"

@@ -104,7 +104,8 @@ rule make_table1:
         tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=TOKENIZERS),
         generators=expand("results/eval/generator/{gen}.json", gen=GENERATORS),
     output:
-        md=report("reports/table1.md", caption="../report/table1.rst", category="Table 1"),
+        md="reports/table1.md",
+        html=report("reports/table1.html", caption="../report/table1.rst", category="Table 1"),
         csv=report("reports/table1.csv", caption="../report/table1.rst", category="Table 1"),
     params:
         files=PARAMS,
@@ -122,7 +123,8 @@ rule make_table1:
         "../envs/larp.yaml"
     shell:
         "python workflow/scripts/make_table1.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
-        "--generator-evals results/eval/generator --md {output.md} --csv {output.csv} --threads {threads} > {log} 2>&1"
+        "--generator-evals results/eval/generator --md {output.md} --html {output.html} --csv {output.csv} "
+        "--threads {threads} > {log} 2>&1"
 
 
 rule make_table2:
@@ -130,7 +132,8 @@ rule make_table2:
         tokenizers=expand("results/eval/tokenizer/{tok}.json", tok=TABLE2_TRAINED),
         generators=expand("results/eval/generator/{gen}.json", gen=TABLE2_TRAINED + TABLE2_SAMPLED),
     output:
-        md=report("reports/table2.md", caption="../report/table2.rst", category="Table 2"),
+        md="reports/table2.md",
+        html=report("reports/table2.html", caption="../report/table2.rst", category="Table 2"),
         csv=report("reports/table2.csv", caption="../report/table2.rst", category="Table 2"),
         runs=report("reports/table2_runs.csv", caption="../report/table2.rst", category="Table 2"),
     params:
@@ -148,5 +151,5 @@ rule make_table2:
         "../envs/larp.yaml"
     shell:
         "python workflow/scripts/make_table2.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
-        "--generator-evals results/eval/generator --md {output.md} --csv {output.csv} --runs-csv {output.runs} "
-        "--threads {threads} > {log} 2>&1"
+        "--generator-evals results/eval/generator --md {output.md} --html {output.html} --csv {output.csv} "
+        "--runs-csv {output.runs} --threads {threads} > {log} 2>&1"

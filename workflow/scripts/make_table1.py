@@ -2,10 +2,11 @@
 
 Inputs:  --tokenizer-evals DIR (<variant>.json of evaluate_tokenizer for every `tokenizers` variant),
          --generator-evals DIR (<variant>.json of evaluate_generator for every `generators` variant).
-Outputs: --md FILE (Markdown table + protocol and detector notes), --csv FILE (the same table).
+Outputs: --md FILE (Markdown table + protocol and detector notes), --html FILE (that Markdown as one HTML page,
+         for snakemake --report), --csv FILE (the same table).
 Tiny run: python workflow/scripts/make_table1.py --params params.yaml tests/fixtures/params.tiny.yaml \
     --tokenizer-evals results/eval/tokenizer --generator-evals results/eval/generator \
-    --md reports/table1.md --csv reports/table1.csv
+    --md reports/table1.md --html reports/table1.html --csv reports/table1.csv
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from larp.analysis.table1 import run_make_table1
 
 
 def build():
-    p = cli.parser(__doc__, "tokenizer-evals", "generator-evals", "md", "csv")
+    p = cli.parser(__doc__, "tokenizer-evals", "generator-evals", "md", "html", "csv")
     return p
 
 
 def main(argv=None) -> int:
     return cli.run(argv, build, lambda a, params: run_make_table1(
-        params, tokenizer_evals=a.tokenizer_evals, generator_evals=a.generator_evals, md_path=a.md, csv_path=a.csv))
+        params, tokenizer_evals=a.tokenizer_evals, generator_evals=a.generator_evals, md_path=a.md, csv_path=a.csv,
+        html_path=a.html))
 
 
 if __name__ == "__main__":

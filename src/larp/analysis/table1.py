@@ -20,6 +20,7 @@ from typing import Any
 
 from ..io import atomic_file, read_json
 from ..tracking import tracker_for
+from .html import markdown_page
 
 PAPER_SOURCE = "quoted: paper Table 1"
 MEASURED_SOURCE = "measured: this run"
@@ -180,7 +181,10 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(table: Table, title: str = "Table 1: video generation comparison (reproduction)") -> str:
+TITLE = "Table 1: video generation comparison (reproduction)"
+
+
+def to_markdown(table: Table, title: str = TITLE) -> str:
     lines = [f"# {title}", "",
              "Columns follow the paper's Table 1; every distance column names its dataset and its detector in "
              "brackets. Rows marked `quoted` are copied from the paper, rows marked `measured` come from this run.",
@@ -232,10 +236,11 @@ def health_markdown(table: Table) -> str:
 
 
 def write_table1(table: Table, md_path: str | os.PathLike, csv_path: str | os.PathLike,
-                 health: Table | None = None) -> None:
-    """Write the Markdown and CSV renderings of ``table`` (atomically); the health table follows in the Markdown."""
-    md = to_markdown(table) + (health_markdown(health) if health is not None else "")
-    for path, text in ((md_path, md), (csv_path, to_csv(table))):
+                 html_path: str | os.PathLike, health: Table | None = None) -> None:
+    """Write the Markdown, its HTML page (for ``snakemake --report``) and the CSV of ``table``, each atomically; the
+    health table follows in the Markdown."""
+    md = to_markdown(table, TITLE) + (health_markdown(health) if health is not None else "")
+    for path, text in ((md_path, md), (html_path, markdown_page(md, TITLE)), (csv_path, to_csv(table))):
         with atomic_file(path) as tmp:
             Path(tmp).write_text(text)
 
@@ -253,17 +258,17 @@ def read_evals(folder: str | os.PathLike, names: Sequence[str], stage: str) -> l
 
 def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike,
                     generator_evals: str | os.PathLike, md_path: str | os.PathLike,
-                    csv_path: str | os.PathLike) -> Table:
+                    csv_path: str | os.PathLike, html_path: str | os.PathLike) -> Table:
     """Build Table 1 from the evaluations of every tokenizer and generator variant in params; write and track it."""
     toks = read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")
     gens = read_evals(generator_evals, list(params["generators"]), "evaluate_generator")
     table = build_table1(toks, gens, official=sorted(params.get("official") or {}))
-    write_table1(table, md_path, csv_path, build_health_table(toks))
+    write_table1(table, md_path, csv_path, html_path, build_health_table(toks))
     with tracker_for(params, stage="make_table1", variant="table1", study="table1",
                      resolved={"tokenizers": params["tokenizers"], "generators": params["generators"]}) as tracker:
         tracker.log_metrics({f"{ev['variant']}/{key}": ev[key] for ev in toks + gens
                              for key in (ev["metric"], "psnr", "ssim", "lpips", "params_tokenizer", "params_generator")
                              if isinstance(ev.get(key), (int, float))})
-        tracker.log_artifact(md_path)
-        tracker.log_artifact(csv_path)
+        for path in (md_path, html_path, csv_path):
+            tracker.log_artifact(path)
     return table

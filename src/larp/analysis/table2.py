@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..io import atomic_file
 from ..sweeps import SWEEP, parse_run, sampling_runs, trained_runs
+from .html import markdown_page
 from .sweep_report import check_one_metric, log_sweep, run_scores
 from .table1 import read_evals
 
@@ -93,10 +94,13 @@ def _delta(x: float) -> str:
     return f"{x:+.1f}" if np.isfinite(x) else "n/a"
 
 
+TITLE = "Table 2: ablations (measured, mean ± std over seeds) beside the paper's (quoted)"
+
+
 def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> str:
     rname, gname = runs.rfvd_metric.iloc[0], runs.gfvd_metric.iloc[0]
     lines = [
-        "# Table 2: ablations (measured, mean ± std over seeds) beside the paper's (quoted)",
+        f"# {TITLE}",
         "",
         f"Measured columns: PSNR (dB) and LPIPS of deterministic reconstructions; rFVD = `{rname}`; "
         f"gFVD = `{gname}` (names give protocol, detector, clip count and frames). "
@@ -122,16 +126,18 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> st
 
 def run_make_table2(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike,
                     generator_evals: str | os.PathLike, md_path: str | os.PathLike, csv_path: str | os.PathLike,
-                    runs_csv: str | os.PathLike) -> pd.DataFrame:
-    """Aggregate the sweep's evaluations, write Markdown + CSVs atomically, and log one MLflow parent run for the
-    sweep with one child run per (variant, seed) carrying its overrides as parameters."""
+                    runs_csv: str | os.PathLike, html_path: str | os.PathLike) -> pd.DataFrame:
+    """Aggregate the sweep's evaluations, write the Markdown, its HTML page (for ``snakemake --report``) and the CSVs
+    atomically, and log one MLflow parent run for the sweep with one child run per (variant, seed) carrying its
+    overrides as parameters."""
     sw = params[SWEEP]
     order = list(sw["variants"]) + list(sw.get("sampling_variants") or {})
     runs = collect_runs(params, tokenizer_evals, generator_evals)
     summary = summarize(runs, order, sw["reference"])
-    for path, text in ((md_path, to_markdown(summary, runs, sw["reference"])),
+    md = to_markdown(summary, runs, sw["reference"])
+    for path, text in ((md_path, md), (html_path, markdown_page(md, TITLE)),
                        (csv_path, summary.to_csv(index=False)), (runs_csv, runs.to_csv(index=False))):
         with atomic_file(path) as tmp:
             Path(tmp).write_text(text)
-    log_sweep(params, SWEEP, "variant", summary, runs, METRICS, [md_path, csv_path])
+    log_sweep(params, SWEEP, "variant", summary, runs, METRICS, [md_path, html_path, csv_path])
     return summary
