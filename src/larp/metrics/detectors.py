@@ -87,7 +87,11 @@ def verify_i3d(path: str | os.PathLike) -> None:
 
 
 def download_url(url: str, dest: Path) -> None:
-    """Stream `url` into the file `dest` (no verification; see fetch_i3d)."""
+    """Stream `url` into the file `dest` (no verification; see fetch_i3d).
+
+    Not pooch: its ``known_hash`` checks a digest of the file's content (sha256, md5, ...), while the only checksum
+    on record for this file is its git blob SHA-1 (facts §6), a digest of a header plus the content; so pooch could
+    not verify it, and the standard library's streaming copy is all that is left to do."""
     with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as f:
         shutil.copyfileobj(response, f)
 
