@@ -150,8 +150,7 @@ def _cross_checks(params: Mapping[str, Any]) -> list[str]:
 def _synthetic_chunk_pool(params: Mapping[str, Any], ds: Mapping[str, Any], split: str) -> int | None:
     """Size of the non-overlapping chunk pool (larp.data.clips.chunk_pool) of a synthetic split, from params alone;
     None for datasets whose videos are only known after extraction."""
-    from .data.clips import chunks_per_video
-    from .data.synthetic import tested_groups
+    from .data.counts import chunks_per_video, tested_groups
 
     syn, clips = params["synthetic"], params["clips"]
     if ds["kind"] != "synthetic":
@@ -168,11 +167,11 @@ def _synthetic_chunk_pool(params: Mapping[str, Any], ds: Mapping[str, Any], spli
 def _shape_checks(params: Mapping[str, Any]) -> list[str]:
     """Every shape rule a model or stage enforces, checked before any stage runs by building each variant's
     configuration with the code that enforces it (TokenizerConfig / check_vit_shape, the prior, the discriminator,
-    GeneratorConfig, the frame-prediction context), so a rule has one definition."""
+    GeneratorConfig, the frame-prediction context), so a rule has one definition. Those live in torch-free modules
+    (larp.tokenizer.config / presets, larp.generator.config / presets): a Snakemake parse never imports torch."""
     from .generator.presets import get_preset
-    from .tokenizer.encode import check_context
-    from .tokenizer.losses import DiscriminatorConfig
-    from .tokenizer.train import build_config
+    from .tokenizer.config import DiscriminatorConfig, check_context
+    from .tokenizer.presets import build_config
 
     out, clips = [], params["clips"]
     where = ("(keys clips.frames, clips.resolution, tokenizer.preset, tokenizer.model.*, tokenizer.use_prior, "

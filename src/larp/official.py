@@ -44,6 +44,8 @@ import torch
 
 from .cli import StageError
 from .io import atomic_dir, file_digest, read_json, save_weights, write_json
+# torch-free there (the Snakefile reads them); re-exported
+from .official_params import official_entry as _entry, official_entry_json, official_targets
 
 HF_PREFIX = "hf://"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -513,13 +515,6 @@ def apply_rules(state: Mapping[str, torch.Tensor], rules: list[Rule], target: Ma
 # the stage
 
 
-def _entry(params: Mapping[str, Any], name: str) -> dict[str, Any]:
-    entries = params.get("official") or {}
-    if name not in entries:
-        raise StageError(f"official: no entry named {name!r}; declared imports are {sorted(entries)}")
-    return dict(entries[name])
-
-
 def convert_tokenizer(src: OfficialSource):
     """(our LARPTokenizer with the official weights, notes) from a read source."""
     from .tokenizer.model import LARPTokenizer
@@ -631,32 +626,6 @@ def _check_round_trip(folder: Path, kind: str, model: torch.nn.Module) -> None:
     bad = [k for k in ours if not torch.equal(theirs[k], ours[k])]
     if bad or set(theirs) != set(ours):
         raise StageError(f"the published {kind} does not load back identically: {bad[:5]}")
-
-
-def official_entry_json(params: Mapping[str, Any], name: str, kind: str) -> str:
-    """``official.<name>`` as canonical JSON (the import rule's tracked param); refuses a name of another kind."""
-    import json
-
-    entry = _entry(params, name)
-    if entry["kind"] != kind:
-        raise StageError(f"official.{name} is a {entry['kind']}, not a {kind}")
-    return json.dumps(entry, sort_keys=True)
-
-
-def official_targets(params: Mapping[str, Any]) -> list[str]:
-    """What ``reproduce_official`` builds: each import, the imported tokenizers' tokens and rFVD, and the imported
-    generators' samples and gFVD / frame-prediction FVD."""
-    entries = params.get("official") or {}
-    if not entries:
-        raise StageError("reproduce_official: params declare no `official` checkpoints; add "
-                         "--configfile workflow/configs/official.yaml")
-    out = []
-    for name, entry in sorted(entries.items()):
-        if entry["kind"] == "tokenizer":
-            out += [f"results/tokenizer/{name}", f"results/tokens/{name}", f"results/eval/tokenizer/{name}.json"]
-        else:
-            out += [f"results/generator/{name}", f"results/samples/{name}", f"results/eval/generator/{name}.json"]
-    return out
 
 
 __all__ = ["OfficialSource", "Rule", "apply_rules", "convert_generator", "convert_tokenizer", "detect_kind",

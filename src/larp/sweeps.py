@@ -74,6 +74,13 @@ def all_sampling_runs(params: Mapping[str, Any]) -> list[str]:
     return [run for sweep in SWEEPS for run in sampling_runs(params, sweep)]
 
 
+def ngram_runs(params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{label: [table2 run name per seed]} of the generators the n-gram analysis compares
+    (``analysis.ngrams.compare``)."""
+    seeds = params[SWEEP]["seeds"]
+    return {label: [run_name(v, s) for s in seeds] for label, v in params["analysis"]["ngrams"]["compare"].items()}
+
+
 def generator_source(params: Mapping[str, Any], name: str) -> str:
     """The run whose generator weights ``name`` samples: itself, or the reference run for a sampling variant."""
     found = find_run(name)

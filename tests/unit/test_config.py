@@ -20,6 +20,20 @@ def test_committed_configs_are_valid(files):
         variant_section(params, "tokenizer", "tokenizers", name)
 
 
+def test_validation_imports_no_torch():
+    """Issue 16: validating params (every variant's shape checks) and the Snakefile's helpers never import torch,
+    pandas or av: the Snakemake parse runs them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from larp.config import load_params, variant_section; import larp.sweeps, larp.official_params; "
+            "p = load_params(['params.yaml', 'workflow/configs/official.yaml']); "
+            "[variant_section(p, 'tokenizer', 'tokenizers', n) for n in p['tokenizers']]; "
+            "print(sorted(m for m in ('torch', 'pandas', 'av') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 @pytest.fixture
 def params():
     return load_params(ROOT / "params.yaml")

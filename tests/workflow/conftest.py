@@ -20,10 +20,12 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def run_tool(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
+def run_tool(*args: str, cwd: Path = ROOT, check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a tool of the environment; ``env`` (default :func:`tool_env`) replaces the whole environment."""
     exe = shutil.which(args[0], path=str(BIN)) or args[0]
-    proc = subprocess.run([exe, *args[1:]], cwd=cwd, env=tool_env(), capture_output=True, text=True,
-                          timeout=TOOL_TIMEOUT_S)
+    proc = subprocess.run([exe, *args[1:]], cwd=cwd, env=tool_env() if env is None else env, capture_output=True,
+                          text=True, timeout=TOOL_TIMEOUT_S)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

@@ -1,8 +1,10 @@
 """Workflow checks: lint is clean, every named target dry-runs at every scale, bad params stop before any job."""
 
+import os
+
 import pytest
 
-from .conftest import run_tool
+from .conftest import run_tool, tool_env
 
 TARGETS = ["reproduce_table1", "reproduce_scaling"]
 SCALES = [[], ["--configfile", "tests/fixtures/params.tiny.yaml"]]
@@ -17,6 +19,24 @@ def test_lint_is_clean():
 @pytest.mark.parametrize("scale", SCALES, ids=["embedded", "tiny"])
 def test_dry_run(target, scale):
     proc = run_tool("snakemake", "-n", "-F", "--cores", "2", target, *scale)
+    assert "train_tokenizer" in proc.stdout and "This was a dry-run" in proc.stdout
+
+
+@pytest.mark.parametrize("target", ["reproduce_table1", "all"])
+def test_parse_imports_no_torch(target, tmp_path):
+    """Issue 16: parsing the workflow (params validation included) never imports torch, so a dry run needs no torch.
+    A stand-in torch first on PYTHONPATH records any import (even one caught as an ImportError) and refuses it."""
+    fake, marker = tmp_path / "fake" / "torch", tmp_path / "torch-imported.txt"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import pathlib, traceback\n"
+        f"pathlib.Path({str(marker)!r}).write_text(''.join(traceback.format_stack()))\n"
+        "raise ImportError('torch imported during the Snakemake parse')\n")
+    env = tool_env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(fake.parent), env.get("PYTHONPATH")) if p)
+    proc = run_tool("snakemake", "-n", "-F", "--cores", "2", target, env=env, check=False)
+    assert not marker.exists(), f"torch was imported during the parse:\n{marker.read_text()}"
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "train_tokenizer" in proc.stdout and "This was a dry-run" in proc.stdout
 
 

@@ -9,9 +9,10 @@ import os
 import shlex
 import shutil
 
+# Only torch-free modules: parsing the workflow (snakemake -n included) never imports torch
+# (tests/workflow/test_snakemake.py::test_parse_imports_no_torch).
 from larp.config import ParamsError, load_params, validate_params, variant_section
-from larp.analysis.stage import ngram_runs
-from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, sampling_runs, trained_runs
+from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, ngram_runs, sampling_runs, trained_runs
 
 # The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile; with
 # --replace-workflow-config (a complete file such as workflow/configs/paper.yaml) only the --configfile ones.
@@ -37,7 +38,8 @@ GPU = 0 if config["run"]["device"] == "cpu" or (config["run"]["device"] == "auto
 
 # Threads: data stages use every core; training stages half, so two variants train side by side (cluster
 # profiles override per rule with set-threads). Without --cores (e.g. --rulegraph) fall back to the CPU count.
-CORES = workflow._cores or os.cpu_count() or 1
+# resource_settings.cores is the --cores value (an int; None when not given), the one workflow.cores reports.
+CORES = workflow.resource_settings.cores or os.cpu_count() or 1
 HALF = max(1, CORES // 2)
 
 DATASETS = sorted(config["datasets"])
@@ -60,6 +62,12 @@ for _name, _ds in config["datasets"].items():
 wildcard_constraints:
     dataset="|".join(DATASETS),
     tok="|".join(ALL_TOKENIZERS),
+
+
+def resource_value(res):
+    """A value of workflow.resource_settings (--resources, --set-resources): a snakemake.resources.Resource from the
+    command line, a plain value from the Python API; None when not set."""
+    return getattr(res, "value", res)
 
 
 def section(name):

@@ -7,7 +7,7 @@ the rule orders below make import_official, not a training rule, build its resul
 
 import re
 
-from larp.official import official_entry_json, official_targets
+from larp.official_params import official_entry_json, official_targets  # torch-free (larp.official imports torch)
 
 OFFICIAL_NAMES = sorted(config.get("official") or {})
 

@@ -9,12 +9,13 @@ params rerun trigger (snakemake/rules.py `_is_deriving_function`): outputs stay 
 
 # Snakemake silently lowers a job's resource to the --resources cap (snakemake/rules.py `expand_resources`), and
 # profiles/default caps gpu at 1 whenever it is loaded, i.e. unless another --workflow-profile replaces it. A profile
-# asking for 8 GPUs per training job would then train on one: stop instead.
-_GPU_CAP = getattr(workflow.global_resources.get("gpu"), "value", None)
+# asking for 8 GPUs per training job would then train on one: stop instead. Both values are read from the public
+# resource settings (--resources, --set-resources; resource_value in common.smk).
+_GPU_CAP = resource_value((workflow.resource_settings.resources or {}).get("gpu"))
 _GPU_OVER_CAP = {
     rule_name: asked
     for rule_name, res in workflow.resource_settings.overwrite_resources.items()
-    if isinstance(asked := getattr(dict(res).get("gpu"), "value", None), int)
+    if isinstance(asked := resource_value(dict(res).get("gpu")), int)
     and isinstance(_GPU_CAP, int)
     and asked > _GPU_CAP
 }

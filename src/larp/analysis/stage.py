@@ -25,7 +25,7 @@ from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows, to_float_video
 from ..io import atomic_dir, atomic_file, write_json
 from ..runtime import resolve_device
-from ..sweeps import SWEEP, run_name
+from ..sweeps import SWEEP, ngram_runs  # ngram_runs: torch-free there (the Snakefile reads it); re-exported
 from ..tracking import tracker_for
 from . import plots
 from .html import markdown_page
@@ -65,12 +65,6 @@ def sample_sequences(model, num: int, *, sampling: Mapping[str, Any], batch_size
         out.append(generate(model, cond, cfg_scale=sampling["cfg_scale"], temperature=sampling["temperature"],
                             top_k=sampling["top_k"], top_p=sampling["top_p"], generator=gen).cpu())
     return torch.cat(out).numpy(), labels
-
-
-def ngram_runs(params: Mapping[str, Any]) -> dict[str, list[str]]:
-    """{label: [table2 run name per seed]} of the generators compared (``analysis.ngrams.compare``)."""
-    seeds = params[SWEEP]["seeds"]
-    return {label: [run_name(v, s) for s in seeds] for label, v in params[SECTION]["ngrams"]["compare"].items()}
 
 
 def run_ngrams(params: Mapping[str, Any], *, generator_dir: str | os.PathLike, out_dir: str | os.PathLike,

@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 from einops import rearrange
 
+from larp.data.counts import chunks_per_video  # torch-free there (params validation); re-exported
 from larp.data.datasets import SPLITS, class_names, list_videos
 from larp.data.video import VideoError, decode_frames, quiet_decord
 from larp.io import atomic_file, atomic_outputs, read_json, write_json
@@ -424,11 +425,6 @@ def rfvd_windows(store: ClipStore, length: int, seed: int) -> list[tuple[int, in
     """rFVD (facts §6): one random window per video, in manifest order; seeded (the official one is unseeded)."""
     rng = np.random.default_rng(seed)
     return [(i, int(rng.integers(store.num_frames(i) - length + 1))) for i in range(len(store))]
-
-
-def chunks_per_video(num_frames: int, length: int) -> int:
-    """Windows of the gFVD pool in one video of ``num_frames`` stored frames: non-overlapping from frame 0."""
-    return num_frames // length
 
 
 def chunk_pool(store: ClipStore, length: int) -> list[tuple[int, int]]:

@@ -29,6 +29,7 @@ import numpy as np
 from einops import reduce
 
 from larp.config import ParamsError
+from larp.data.counts import SPLIT_GROUPS, tested_groups  # torch-free there (params validation); re-exported
 from larp.io import atomic_dir
 from larp.runtime import progress
 
@@ -50,7 +51,6 @@ MOTION_TEXT = {
 _INVISIBLE = {("Disc", "Spin"), ("Ring", "Spin")}
 MAX_CLASSES = 60  # params schema bound (68 shape x motion pairs exist)
 SUPERSAMPLE = 2  # antialiasing: render at 2x and average 2x2 blocks
-SPLIT_GROUPS = 7  # UCF-101: split k tests on groups 7(k-1)+1 .. 7k
 # decord 0.6 returns frames with a wrong row stride for these widths (found by scanning even widths 8..198)
 DECORD_BAD_WIDTHS = (8, 12, 16, 24, 48, 72)
 
@@ -141,11 +141,6 @@ def class_table(num_classes: int) -> list[ClassDef]:
     if len(chosen) < num_classes:
         raise ValueError(f"only {len(chosen)} classes can be built, {num_classes} were asked for")
     return sorted((ClassDef(s + m, s, m) for s, m in chosen), key=lambda c: c.name)
-
-
-def tested_groups(split: int, groups: int) -> range:
-    """Groups (1-based) tested in official-style split ``split`` (1..3)."""
-    return range(SPLIT_GROUPS * (split - 1) + 1, min(groups, SPLIT_GROUPS * split) + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

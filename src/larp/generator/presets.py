@@ -15,16 +15,20 @@ Parameter counts with vocab 8192, 1024 tokens, 101 classes (counted on the meta 
             bench_generator.py times; the pipeline always sets vocab_size, num_tokens and num_classes from the token
             files (train.build_config) and params.yaml narrows width/depth for the embedded run.
 - "tiny"    d 32, 2 layers, 2 heads, for tests.
+
+Importable without torch (the parameter validation, run at every Snakemake parse, resolves presets with
+:func:`get_preset`): torch and the model are imported only by the functions that build or split a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn as nn
+from larp.generator.config import GeneratorConfig
 
-from larp.generator.model import ARGenerator, GeneratorConfig
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 def get_preset(name: str, **overrides) -> GeneratorConfig:
@@ -41,6 +45,10 @@ def count_parameters(model: nn.Module) -> int:
 
 def preset_num_params(name: str, **overrides) -> int:
     """Parameter count of a preset, built on torch.device("meta") (no memory, no init cost)."""
+    import torch
+
+    from larp.generator.model import ARGenerator
+
     with torch.device("meta"):
         return count_parameters(ARGenerator(get_preset(name, **overrides)))
 
@@ -48,6 +56,8 @@ def preset_num_params(name: str, **overrides) -> int:
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on nn.Linear weights only; biases, norms, embeddings (token and class tables)
     and the abs-PE get none (minGPT-style split used by the LARP AR trainer, facts §5)."""
+    import torch.nn as nn
+
     decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
     params = [p for p in model.parameters() if p.requires_grad]
     return [

@@ -17,18 +17,13 @@ from einops import repeat
 
 from ..data.clips import ClipStore, chunk_pool, to_float_video
 from ..runtime import progress
+from .config import check_context  # defined torch-free there (params validation); re-exported
 from .quantizer import codebook_usage
 
 
 def token_dtype(codebook_size: int) -> type[np.integer]:
     """Storage dtype of token ids: uint16 while every id fits (K <= 65536), else int32 (token files, samples)."""
     return np.uint16 if codebook_size <= 2**16 else np.int32
-
-
-def check_context(context: int, frames: int) -> None:
-    """The frame-prediction condition keeps 1 .. ``frames`` frames of a clip (also checked in params validation)."""
-    if not 1 <= context <= frames:
-        raise ValueError(f"fp_context_frames must be in [1, {frames}], found {context}")
 
 
 def pad_context(video: torch.Tensor, context: int) -> torch.Tensor:

@@ -7,14 +7,13 @@ Official code (facts only): `models/loss.py` (facts §4 "Generator objective", "
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from larp.tokenizer.model import Block, PatchEmbed3D, check_vit_shape, sincos_3d, xavier_init_linears
+from larp.tokenizer.config import DiscriminatorConfig  # defined torch-free there (params validation); re-exported
+from larp.tokenizer.model import Block, PatchEmbed3D, sincos_3d, xavier_init_linears
 
 LPIPS_HELP = (
     "LPIPS is unavailable: install the `lpips` extra (pip install -e '.[lpips]') and provide the VGG weights "
@@ -53,28 +52,6 @@ class PerceptualLoss(nn.Module):
         recon = rearrange(recon.float(), "b c t h w -> (b t) c h w")
         video = rearrange(video.float(), "b c t h w -> (b t) c h w")
         return self.net(recon, video, normalize=True).mean()
-
-
-@dataclass
-class DiscriminatorConfig:
-    """ViT video discriminator size; defaults = the official reproduce script (512 wide, 12 layers, 8 heads,
-    facts §4), patchify as the tokenizer (paper A.1: "identical patchify settings")."""
-
-    width: int = 512
-    depth: int = 12
-    heads: int = 8
-    frames: int = 16
-    resolution: int = 128
-    patch_t: int = 4
-    patch_s: int = 8
-
-    def __post_init__(self) -> None:
-        check_vit_shape(self.frames, self.resolution, self.patch_t, self.patch_s, self.width, self.heads)
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        s = self.resolution // self.patch_s
-        return self.frames // self.patch_t, s, s
 
 
 class Discriminator(nn.Module):

@@ -4,19 +4,22 @@ Paper sizes (Table 1 / Fig. 3: LARP-L 173.0M, LARP-B 116.3M, LARP-S 39.8M tokeni
 the official code; facts §1/§8.4/§9 infer them as (d 768, 12+12), (768, 8+8), (512, 6+6) blocks plus one
 extra 1024 x d tensor, most plausibly a learned decoder latent PE, hence decoder_latent_pe="learned" below.
 The counts exclude the AR prior and the discriminator.
+
+Importable without torch (the parameter validation, run at every Snakemake parse, resolves presets with
+:func:`build_config`): torch and the model are imported only by the functions that build a model.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from larp.tokenizer.config import DiscriminatorConfig, PriorConfig, TokenizerConfig
 
-from larp.tokenizer.losses import DiscriminatorConfig
-from larp.tokenizer.model import LARPTokenizer, TokenizerConfig
-from larp.tokenizer.prior import PriorConfig
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def count_parameters(module: nn.Module, include_prior: bool = False) -> int:
@@ -26,6 +29,10 @@ def count_parameters(module: nn.Module, include_prior: bool = False) -> int:
 
 def count_config_parameters(cfg: TokenizerConfig, include_prior: bool = False) -> int:
     """Parameter count of a tokenizer built from `cfg` on the meta device (no memory, no init cost)."""
+    import torch
+
+    from larp.tokenizer.model import LARPTokenizer
+
     with torch.device("meta"):
         return count_parameters(LARPTokenizer(cfg), include_prior)
 
@@ -35,6 +42,17 @@ def get_preset(name: str, **overrides: object) -> TokenizerConfig:
     if name not in TOKENIZER_PRESETS:
         raise KeyError(f"unknown tokenizer preset {name!r}; expected one of {sorted(TOKENIZER_PRESETS)}")
     return dataclasses.replace(copy.deepcopy(TOKENIZER_PRESETS[name]), **overrides)
+
+
+def build_config(section: Mapping[str, Any], clips: Mapping[str, Any]) -> TokenizerConfig:
+    """Preset + ``model`` overrides + clip geometry (+ prior overrides, or no prior) -> TokenizerConfig."""
+    base = TOKENIZER_PRESETS[section["preset"]]
+    cfg = dataclasses.replace(base, **dict(section["model"]), frames=clips["frames"], resolution=clips["resolution"])
+    if section["use_prior"]:
+        prior = dataclasses.replace(cfg.prior or PriorConfig(), **dict(section["prior"]))
+    else:
+        prior = None
+    return dataclasses.replace(cfg, prior=prior)
 
 
 def _vit_flops(length: int, width: int, depth: int, mlp_ratio: float = 4.0) -> float:

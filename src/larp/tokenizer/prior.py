@@ -16,37 +16,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from larp.tokenizer.config import PriorConfig  # defined torch-free there (params validation); re-exported
 from larp.tokenizer.quantizer import sample_categorical
-
-
-@dataclass
-class PriorConfig:
-    """Size and behaviour of the AR prior; defaults are the official `gptc-S` (facts §3): 21,700,240 params.
-
-    logit_temperature: the prior's logits are cos(pred, code) / logit_temperature. Default 0.03, because the
-        paper says the output layer "makes predictions following the SVQ scheme" (§3.3, Eq. 6), and SVQ uses
-        τ = 0.03 (§4.1). The official cfg uses 1.0 (`latent_ce_temperature`), which bounds the CE below by
-        ≈ 7.0 nats for 8192 codes and makes scheduled-sampling draws nearly uniform (facts §3, §8.3).
-        Set 1.0 to reproduce the official behaviour.
-    init: "gpt2" = every Linear N(0, 0.02), bias 0 (paper §4.1: "adapted from a small GPT-2"; `gptc.py`);
-        "xavier" = the official behaviour, where the tokenizer's xavier init overwrites the prior's Linear
-        layers because the prior is built first (facts §1 "Weight init").
-    """
-
-    width: int = 384          # gptc-S (facts §3)
-    depth: int = 12
-    heads: int = 6
-    dropout: float = 0.1      # embedding / residual / attention dropout (facts §3), active only in training
-    logit_temperature: float = 0.03
-    init: str = "gpt2"
-
-    def __post_init__(self) -> None:
-        if self.width % self.heads:
-            raise ValueError(f"prior width must be divisible by heads; found width {self.width}, heads {self.heads}")
-        if self.init not in ("gpt2", "xavier"):
-            raise ValueError(f"prior init must be 'gpt2' or 'xavier' but found {self.init!r}")
-        if self.logit_temperature <= 0:
-            raise ValueError(f"prior logit_temperature must be > 0 but found {self.logit_temperature}")
 
 
 @dataclass

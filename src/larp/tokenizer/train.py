@@ -15,7 +15,6 @@ ends with exactly the weights of an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,24 +29,10 @@ from ..runtime import Dist, autocast_for, progress
 from ..metrics.recon import psnr_per_clip, ssim_per_frame
 from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
 from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
-from .model import LARPTokenizer, PriorConfig, TokenizerConfig
-from .presets import TOKENIZER_PRESETS, count_parameters
+from .model import LARPTokenizer, TokenizerConfig
+from .presets import build_config, count_parameters  # build_config: torch-free there (params validation)
 from .prior import ss_rate
 from .quantizer import codebook_usage
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# configuration
-
-def build_config(section: Mapping[str, Any], clips: Mapping[str, Any]) -> TokenizerConfig:
-    """Preset + ``model`` overrides + clip geometry (+ prior overrides, or no prior) -> TokenizerConfig."""
-    base = TOKENIZER_PRESETS[section["preset"]]
-    cfg = dataclasses.replace(base, **dict(section["model"]), frames=clips["frames"], resolution=clips["resolution"])
-    if section["use_prior"]:
-        prior = dataclasses.replace(cfg.prior or PriorConfig(), **dict(section["prior"]))
-    else:
-        prior = None
-    return dataclasses.replace(cfg, prior=prior)
 
 
 # ---------------------------------------------------------------------------------------------------------------
