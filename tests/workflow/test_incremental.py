@@ -62,6 +62,14 @@ def test_rerun_does_nothing_and_a_variant_change_reruns_only_its_branch(tmp_path
     run_tool("snakemake", "reproduce_table1", "--cores", "2", *tiny, cwd=repo)
     assert (repo / "reports/table1.md").is_file()
 
+    # the HTML report is a results page: the tables, figures and videos are its items (issue 17)
+    run_tool("snakemake", "--report", str(tmp_path / "report.html"), "reproduce_table1", "--cores", "1", *tiny,
+             cwd=repo)
+    page = (tmp_path / "report.html").read_text()
+    for item in ("reports/table1.html", "reports/table1.csv", "reconstructions.png", "reconstructions.mp4",
+                 "contact_sheet.png", "samples.mp4", "Tokenizer reconstructions"):
+        assert item in page, f"{item} is not in the snakemake --report page"
+
     again = run_tool("snakemake", "reproduce_table1", "-n", "--cores", "2", *tiny, cwd=repo)
     assert "Nothing to be done" in again.stdout, again.stdout[-2000:]
 
