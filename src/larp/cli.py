@@ -1,7 +1,8 @@
 """Shared command-line plumbing for the stage scripts in ``workflow/scripts/``.
 
 Every script: ``--params FILE [FILE ...]`` (merged in order, as Snakemake merges ``--configfile``), ``--threads N``
-(Snakemake passes ``{threads}``; default: every core), its own inputs/outputs, then exactly one library call.
+(Snakemake passes ``{threads}``; default: every core), ``--reads SECTION ...`` (the sections its rule declares: the
+stage then sees only those, larp.reads), its own inputs/outputs, then exactly one library call.
 Expected failures (bad parameters, bad data, missing optional dependencies, a non-finite loss) print one clear
 message to stderr and exit with code 2 instead of a traceback.
 """
@@ -14,13 +15,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import ParamsError, load_params
+from .config import load_params
+from .errors import ExpectedError, StageError  # noqa: F401  (StageError re-exported for older imports)
+from .reads import stage_view
 from .runtime import set_threads
-
-
-class StageError(RuntimeError):
-    """An expected, explained failure of a stage (bad input data, missing optional dependency...)."""
-
 
 _RUN_NAMES = "or a sweep run table2-<variant>-s<seed> / scaling-<point>-s<seed>"
 # Required arguments that several stage scripts share: name -> (flag, help). A script names the ones it takes in
@@ -55,6 +53,9 @@ def parser(doc: str | None, *shared: str) -> argparse.ArgumentParser:
     p.add_argument("--params", nargs="+", default=["params.yaml"], metavar="FILE",
                    help="parameter files merged in order (default: params.yaml)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--reads", nargs="+", default=None, metavar="SECTION",
+                   help="the parameter sections this stage declares (larp.reads): it sees only these; the "
+                        "workflow passes its rule's declaration (default: every section)")
     for name in shared:
         flag, help_text = SHARED_ARGS[name]
         p.add_argument(flag, required=True, help=help_text)
@@ -62,23 +63,9 @@ def parser(doc: str | None, *shared: str) -> argparse.ArgumentParser:
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ParamsError, StageError, FileNotFoundError]
-    from .training import NonFiniteLoss
-
-    errors.append(NonFiniteLoss)
-    try:
-        from .data.datasets import DatasetError
-
-        errors.append(DatasetError)
-    except ImportError:
-        pass
-    try:
-        from .tokenizer.losses import LPIPSUnavailable
-
-        errors.append(LPIPSUnavailable)
-    except ImportError:
-        pass
-    return tuple(errors)
+    """Failures a script reports in one line (exit code 2): every :class:`larp.errors.ExpectedError`, and a missing
+    input file."""
+    return (ExpectedError, FileNotFoundError)
 
 
 def run(argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser],
@@ -88,6 +75,8 @@ def run(argv: Sequence[str] | None, build: Callable[[], argparse.ArgumentParser]
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         params = load_params(args.params)
+        if args.reads is not None:  # the rule's declaration: the stage sees only what it declared
+            params = stage_view(params, args.reads, getattr(args, "variant", None))
         args.threads_used = set_threads(args.threads)
         body(args, params)
     except expected_errors() as exc:

@@ -19,13 +19,10 @@ from typing import Any
 
 import yaml
 
+from .errors import ParamsError  # noqa: F401  (re-exported: defined in the bottom errors module)
 from .sweeps import SWEEP, SWEEPS, run_overrides, sampling_runs, trained_runs
 
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"
-
-
-class ParamsError(ValueError):
-    """Invalid parameters. The message lists every problem with its key path."""
 
 
 @lru_cache(maxsize=1)
@@ -383,7 +380,9 @@ def variant_section(params: Mapping[str, Any], section: str, variants_key: str, 
     Overrides are dotted keys relative to the section, e.g. ``tokenizers: {patchwise: {model.kind: patchwise}}``.
     The result is validated against the section's schema, so an override can't smuggle in a bad value.
     """
-    variants = params.get(variants_key) or {}  # sweep runs (<sweep>-<entry>-s<seed>) resolve like declared ones
+    # sweep runs (<sweep>-<entry>-s<seed>) resolve like declared ones; `in`, not get(): a stage view (larp.reads)
+    # that declares the sweep but not the variants section resolves its runs without reading the latter
+    variants = (params[variants_key] if variants_key in params else None) or {}
     overrides = variants.get(name) if name in variants else run_overrides(params, section, name)
     if overrides is None:
         raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)} "

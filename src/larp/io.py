@@ -246,7 +246,7 @@ def save_weights(path: str | os.PathLike, state: Mapping[str, Any], meta: Mappin
 
 
 def _corrupt(path: Path, what: str) -> Exception:
-    from .cli import StageError
+    from .errors import StageError
 
     return StageError(f"{path} {what}; the file is damaged or was not written by this pipeline. Delete it (or its "
                       "folder) and re-run the stage that publishes it: Snakemake and DVC both re-run a stage whose "

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .cli import StageError
+from .errors import StageError
 from .io import atomic_dir, file_digest, read_json, save_weights, write_json
 # torch-free there (the Snakefile reads them); re-exported
 from .official_params import official_entry as _entry, official_entry_json, official_targets

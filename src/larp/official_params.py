@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .cli import StageError
+from .errors import StageError
 
 
 def official_entry(params: Mapping[str, Any], name: str) -> dict[str, Any]:

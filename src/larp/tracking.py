@@ -98,7 +98,7 @@ class Tracker:
         self.run_id = run.info.run_id
         if self.params:
             self.log_params(self.params)
-        if self.full_params is not None:  # every key of the merged params files, for the record
+        if self.full_params is not None:  # every key the stage sees (its declared sections), for the record
             self.log_dict(self.full_params, "params.resolved.json")
         return self
 
@@ -171,7 +171,7 @@ def tracker_for(params: Mapping[str, Any], *, stage: str, variant: str, study: s
         params=resolved if resolved is not None else {},
         uri=t.get("uri"),
         parent_run_id=parent_run_id,
-        full_params=params,
+        full_params=params.to_dict() if hasattr(params, "to_dict") else params,  # a stage's view: plain dicts
     )
 
 

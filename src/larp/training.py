@@ -22,17 +22,13 @@ from typing import Any
 
 import torch
 
-from .cli import StageError
+from .errors import NonFiniteLoss, StageError  # noqa: F401  (NonFiniteLoss re-exported)
 from .io import atomic_file
 
 # Set to 1 to resume from a checkpoint whose configuration differs only in learning rates (keys named "lr"), e.g.
 # after a non-finite loss; without it such a change trains from scratch.
 RESUME_CHANGED_LR = "LARP_RESUME_CHANGED_LR"
 PREVIOUS = "checkpoint.prev.pt"
-
-
-class NonFiniteLoss(FloatingPointError):
-    """Training produced a NaN or infinite loss; a checkpoint from before that step is kept."""
 
 
 def lr_multiplier(step: int, total: int, warmup: int, min_mult: float) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +18,13 @@ from larp.io import read_json, save_weights
 from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import TOKENIZER_PRESETS
 
+from .scripts import stage_script
+
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [str(ROOT / "params.yaml"), str(ROOT / "tests/fixtures/params.tiny.yaml")]
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +85,17 @@ def test_sampled_sequences_are_uniform_over_classes_and_seeded(ws):
 def test_importance_and_redundancy_stages(ws):
     tmp = ws["tmp"]
     a = ws["params"]["analysis"]
-    common = ["--params", *FILES, "--tokenizer-dir", str(tmp / "tokenizer"), "--clips-dir", str(ws["clips"])]
+    store = str(ws["clips"] / ws["params"]["tokenizer"]["val_dataset"])  # both tokenizers' val_dataset
+    common = ["--params", *FILES]
     assert _script("analysis_importance").main(
-        [*common, "--out", str(tmp / "reports/importance"), "--metrics", str(tmp / "m/imp.json")]) == 0
+        [*common, "--tokenizer", str(tmp / "tokenizer" / a["importance"]["tokenizer"]), "--clips", store,
+         "--out", str(tmp / "reports/importance"), "--metrics", str(tmp / "m/imp.json")]) == 0
     imp = pd.read_csv(tmp / "reports/importance/importance.csv")
     assert len(imp) == a["importance"]["num_videos"] * ws["tok"].num_latents
     assert (tmp / f"reports/importance/heatmap_token{a['importance']['heatmap_token']}.png").is_file()
     assert _script("analysis_redundancy").main(
-        [*common, "--out", str(tmp / "reports/redundancy"), "--metrics", str(tmp / "m/red.json")]) == 0
+        [*common, "--tokenizers", *(str(tmp / "tokenizer" / v) for v in a["redundancy"]["tokenizers"]),
+         "--clips", store, "--out", str(tmp / "reports/redundancy"), "--metrics", str(tmp / "m/red.json")]) == 0
     red = pd.read_csv(tmp / "reports/redundancy/redundancy.csv")
     assert sorted(red.tokenizer.unique()) == sorted(a["redundancy"]["tokenizers"])
     for t in a["redundancy"]["tokenizers"]:

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
+
+from .scripts import stage_script
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "params.yaml"
 TINY = REPO / "tests" / "fixtures" / "params.tiny.yaml"
 
 
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "workflow" / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 make_synthetic, extract_clips = _script("make_synthetic"), _script("extract_clips")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,8 @@ from larp.metrics.recon import resize_videos
 from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import TOKENIZER_PRESETS
 
+from .scripts import stage_script
+
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES, RES, VIDEO_FRAMES = ["ApplyEyeMakeup", "Biking", "Diving"], 16, 32
 TOK = TOKENIZER_PRESETS["tiny"]  # 8 frames at 16 px (= clips.frames / clips.resolution of params.tiny.yaml)
@@ -28,11 +29,7 @@ FRAMES = TOK.frames
 N = 4  # generated videos per sample folder
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 def _write_store(root: Path, per_class: int = 2) -> None:

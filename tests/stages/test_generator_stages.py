@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -23,16 +22,14 @@ from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import TOKENIZER_PRESETS
 from larp.tokenizer.stage import load_tokenizer
 
+from .scripts import stage_script
+
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES, FRAMES, RES, VIDEO_FRAMES = ["ApplyEyeMakeup", "Biking", "Diving"], 8, 16, 16  # 2 chunks per video
 TOK = TOKENIZER_PRESETS["tiny"]  # 8 frames at 16 px, 8 tokens, 64 codes
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 def _write_store(root: Path, videos_per_class: dict[str, int]) -> None:
@@ -200,17 +197,18 @@ def test_runs_are_tracked(trained):
 
 
 def test_dvc_train_params_are_the_generator_keys_except_sampling():
-    """DVC lists whole keys; train_generator must list every training key of `generator` (and not `sampling`)."""
+    """DVC tracks whole keys: the generated train_generator stages list every training key of `generator` (and not
+    `sampling`, so a sampling change does not retrain); the sampling stages track the whole resolved section."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     schema = yaml.safe_load((ROOT / "src/larp/schemas/params.schema.yaml").read_text())
     keys = set(schema["properties"]["generator"]["properties"]) - {"sampling"}
-    # foreach stages keep their body under `do`; the sweeps' matrix stages at the top level
-    body = {name: st.get("do", st) for name, st in stages.items()}
+    body = {name: st.get("do", st) for name, st in stages.items()}  # foreach stages keep their body under `do`
     for name in ("train_generator", "train_generator_table2", "train_generator_scaling"):
         train = {p for p in body[name]["params"] if isinstance(p, str)}
         assert {p.removeprefix("generator.") for p in train if p.startswith("generator.")} == keys, name
+        assert "generator" not in train and "generator.sampling" not in train, name
     for name in ("sample_videos", "sample_videos_table2", "sample_videos_table2s", "sample_videos_scaling"):
-        assert "generator.sampling" in body[name]["params"], name
+        assert "generator" in body[name]["params"], name
 
 
 @pytest.mark.slow

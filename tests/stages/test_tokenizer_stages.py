@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,14 +18,12 @@ from larp.data.clips import ClipStore
 from larp.generator.video_io import read_mp4
 from larp.training import NonFiniteLoss
 
+from .scripts import stage_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 @pytest.fixture(scope="module")

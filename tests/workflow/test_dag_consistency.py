@@ -33,32 +33,44 @@ def test_same_outputs(both):
     assert not diff, diff
 
 
-# DVC cannot expand a list of runs into deps, so these depend on the runs' parent folder (dvc.yaml)
-PARENT_DEPS = {"make_table2": {"results/eval"}, "make_scaling": {"results/eval"},
-               "analysis_ngrams": {"results/generator"}}
-
-
 def test_dvc_data_deps_equal_snakemake_inputs(both):
     """Each DVC stage reads exactly the data its Snakemake rule declares (no parent folder shared by variants), so
-    retraining one variant leaves the other variants' DVC stages up to date."""
+    retraining one variant leaves the other variants' DVC stages up to date, and building one sweep's table does
+    not build the other's evaluations."""
     smk, dvc = both
     diff = {k: (sorted(job["inputs"]), sorted(dvc[k]["data_deps"])) for k, job in smk.items()
-            if k in dvc and k not in PARENT_DEPS and job["inputs"] != dvc[k]["data_deps"]}
+            if k in dvc and job["inputs"] != dvc[k]["data_deps"]}
     assert not diff, diff
 
 
-def test_parent_folder_deps_cover_snakemake_inputs(both):
-    smk, dvc = both
-    for name, parents in PARENT_DEPS.items():
-        assert dvc[name]["data_deps"] == parents, dvc[name]["data_deps"]
-        lost = [i for i in smk[name]["inputs"] if not any(i.startswith(p + "/") for p in parents)]
-        assert smk[name]["inputs"] and not lost, lost
+def test_committed_dvc_yaml_is_generated_from_the_snakemake_rules():
+    """dvc.yaml is written by workflow/tools/dag.py from the Snakemake jobs: a rule, variant, sweep point or
+    declared parameter section changed without regenerating (or a hand edit) fails here."""
+    current = (ROOT / "dvc.yaml").read_text()
+    assert dag.render_dvc() == current, "dvc.yaml is stale: run `python workflow/tools/dag.py --write-dvc`"
 
 
-def test_clip_store_deps_expand_per_dataset():
-    deps = {"workflow/scripts/x.py", "src/larp/data", "results/clips", "results/tokenizer/larp"}
-    assert dag.data_deps(deps, ["k600", "ucf101"]) == {"results/clips/k600", "results/clips/ucf101",
-                                                       "results/tokenizer/larp"}
+def test_dvc_params_are_the_declared_sections(both):
+    """Every DVC stage tracks the key paths of the sections its rule declares (larp.reads.dvc_keys of its --reads),
+    and its command passes the same declaration to the script."""
+    from larp.config import load_params
+    from larp.reads import dvc_keys
+
+    params = load_params([ROOT / "params.yaml"])
+    _, dvc = both
+    for name, st in dvc.items():
+        reads = dag._flag_values(st["cmd"], "--reads")
+        assert reads, f"{name}: its command passes no --reads"
+        variant = (dag._flag_values(st["cmd"], "--variant") or [None])[0]
+        assert st["params"] == set(dvc_keys(params, reads, variant)), name
+
+
+def test_code_deps_follow_the_imports():
+    deps = dag.code_deps("workflow/scripts/train_tokenizer.py")
+    assert deps[0] == "workflow/scripts/train_tokenizer.py"
+    assert {"src/larp/tokenizer/stage.py", "src/larp/tokenizer/model.py", "src/larp/cli.py", "src/larp/reads.py",
+            "src/larp/errors.py", "src/larp/schemas"} <= set(deps)
+    assert "src/larp/analysis/table2.py" not in deps  # a module the stage never imports
 
 
 def test_every_stage_script_is_a_dvc_dep(both):

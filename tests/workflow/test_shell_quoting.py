@@ -3,7 +3,6 @@ argument, and one holding ``$(...)`` runs nothing, in the Snakemake shell line a
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -48,16 +47,23 @@ def test_snakemake_passes_a_hostile_root_as_one_argument_and_runs_nothing(tmp_pa
 
 
 def test_dvc_passes_a_hostile_root_as_one_argument_and_runs_nothing(tmp_path):
+    """The dvc.yaml generated for params with that dataset (workflow/tools/dag.py, from the Snakemake jobs) carries
+    the root as one quoted argument too."""
+    import importlib.util
+
     from dvc.repo import Repo
 
+    spec = importlib.util.spec_from_file_location("dag", ROOT / "workflow/tools/dag.py")
+    dag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dag)
     repo = tmp_path / "repo"
     repo.mkdir()
     root = tmp_path / HOSTILE
     root.mkdir()
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["datasets"]["spaced"] = _entry(root)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"datasets": {"spaced": _entry(root)}}))
+    (repo / "params.yaml").write_text(yaml.safe_dump(load_params([ROOT / "params.yaml", extra]), sort_keys=False))
+    (repo / "dvc.yaml").write_text(dag.render_dvc("--configfile", str(extra)))
     run_tool("dvc", "init", "--no-scm", "-q", cwd=repo)
     stages = {s.addressing.split(":")[-1]: s for s in Repo(str(repo)).index.stages}
     stage = stages.get("extract_clips@spaced")

@@ -14,10 +14,7 @@ rule analysis_ngrams:
         metrics="results/metrics/analysis/ngrams.json",
     params:
         files=PARAMS,
-        analysis=json.dumps(ANALYSIS["ngrams"], sort_keys=True),
-        table2=section("table2"),
-        generator=section("generator"),
-        run=section("run"),
+        **reads("analysis.ngrams", "table2", "generator", "run"),
     log:
         "logs/analysis/ngrams.log",
     benchmark:
@@ -30,7 +27,7 @@ rule analysis_ngrams:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_ngrams.py --params {params.files} --generator-dir results/generator "
+        "python workflow/scripts/analysis_ngrams.py --params {params.files} --reads {params.reads} --generator-dir results/generator "
         "--out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 
@@ -44,8 +41,7 @@ rule analysis_importance:
         metrics="results/metrics/analysis/importance.json",
     params:
         files=PARAMS,
-        analysis=json.dumps(ANALYSIS["importance"], sort_keys=True),
-        run=section("run"),
+        **reads("analysis.importance", "clips", "run"),
     log:
         "logs/analysis/importance.log",
     benchmark:
@@ -58,22 +54,21 @@ rule analysis_importance:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_importance.py --params {params.files} --tokenizer-dir results/tokenizer "
-        "--clips-dir results/clips --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
+        "python workflow/scripts/analysis_importance.py --params {params.files} --reads {params.reads} --tokenizer {input.tokenizer} "
+        "--clips {input.clips} --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 
 rule analysis_redundancy:
     input:
         tokenizers=expand("results/tokenizer/{tok}", tok=ANALYSIS["redundancy"]["tokenizers"]),
-        clips=sorted({VAL_CLIPS(t) for t in ANALYSIS["redundancy"]["tokenizers"]}),
+        clips=[VAL_CLIPS(t) for t in ANALYSIS["redundancy"]["tokenizers"]],  # one per tokenizer, in order
     output:
         report=report(directory("reports/analysis/redundancy"), patterns=["{name}.png", "{name}.csv"],
                       caption="../report/analysis.rst", category="Analyses", subcategory="redundancy"),
         metrics="results/metrics/analysis/redundancy.json",
     params:
         files=PARAMS,
-        analysis=json.dumps(ANALYSIS["redundancy"], sort_keys=True),
-        run=section("run"),
+        **reads("analysis.redundancy", "clips", "run"),
     log:
         "logs/analysis/redundancy.log",
     benchmark:
@@ -86,8 +81,8 @@ rule analysis_redundancy:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_redundancy.py --params {params.files} --tokenizer-dir results/tokenizer "
-        "--clips-dir results/clips --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
+        "python workflow/scripts/analysis_redundancy.py --params {params.files} --reads {params.reads} --tokenizers {input.tokenizers} "
+        "--clips {input.clips} --out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 
 rule make_claims:
@@ -100,7 +95,7 @@ rule make_claims:
         html=report("reports/claims.html", caption="../report/claims.rst", category="Claims"),
     params:
         files=PARAMS,
-        analysis=json.dumps(ANALYSIS["claims"], sort_keys=True),
+        **reads("analysis.claims", "analysis.ngrams", "analysis.redundancy", "table2.reference", "table2.seeds"),
     log:
         "logs/make_claims/claims.log",
     benchmark:
@@ -112,6 +107,6 @@ rule make_claims:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_claims.py --params {params.files} --table2-runs {input.runs} "
+        "python workflow/scripts/make_claims.py --params {params.files} --reads {params.reads} --table2-runs {input.runs} "
         "--ngrams {input.ngrams} --redundancy {input.redundancy} --md {output.md} "
         "--html {output.html} --threads {threads} > {log} 2>&1"

@@ -1,7 +1,8 @@
 """Validation, the parameter files handed to every script, and variant helpers.
 
 Only values routed through a rule's ``params:`` are provenance-tracked by Snakemake (docs/tooling-notes.md §1),
-so every rule lists the parameter sections it reads there; the scripts read the same files via ``--params``.
+so every rule declares the parameter sections its stage reads there with ``reads(...)``; the scripts read the same
+files via ``--params`` and see only the declared sections (``--reads``).
 """
 
 import json
@@ -12,6 +13,7 @@ import shutil
 # Only torch-free modules: parsing the workflow (snakemake -n included) never imports torch
 # (tests/workflow/test_snakemake.py::test_parse_imports_no_torch).
 from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.reads import tracked_json
 from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, ngram_runs, sampling_runs, trained_runs
 
 # The files the scripts merge, in Snakemake's order: params.yaml, then every --configfile; with
@@ -70,13 +72,20 @@ def resource_value(res):
     return getattr(res, "value", res)
 
 
-def section(name):
-    """A parameter section as canonical JSON (tracked by Snakemake's params trigger)."""
-    return json.dumps(config[name], sort_keys=True)
+def reads(*declared):
+    """The parameter sections a rule's stage reads (larp.reads), declared once: ``params: **reads(...)`` gives the
+    script's ``--reads`` list (wildcards filled in, e.g. ``datasets.{dataset}``) and their values, which Snakemake's
+    params trigger tracks; workflow/tools/dag.py writes the same sections into dvc.yaml. A stage reading a section
+    it does not declare stops with an error naming it. The variant of ``tokenizer:variant`` / ``generator:variant``
+    is the job's {tok} or {gen}."""
 
+    def names(wildcards):
+        return [d.format(**wildcards) for d in declared]
 
-def tokenizer_cfg(wildcards):
-    return json.dumps(variant_section(config, "tokenizer", "tokenizers", wildcards.tok), sort_keys=True)
+    def tracked(wildcards):
+        return tracked_json(config, names(wildcards), wildcards.get("tok") or wildcards.get("gen"))
+
+    return {"reads": lambda wildcards: " ".join(shlex.quote(n) for n in names(wildcards)), "tracked": tracked}
 
 
 def dataset_root(wildcards):

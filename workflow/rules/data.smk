@@ -6,7 +6,7 @@ rule make_synthetic:
         directory("data/synthetic"),
     params:
         files=PARAMS,
-        synthetic=section("synthetic"),
+        **reads("synthetic"),
     log:
         "logs/make_synthetic/synthetic.log",
     benchmark:
@@ -18,7 +18,7 @@ rule make_synthetic:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_synthetic.py --params {params.files} --out {output} --threads {threads} > {log} 2>&1"
+        "python workflow/scripts/make_synthetic.py --params {params.files} --reads {params.reads} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule extract_clips:
@@ -29,8 +29,7 @@ rule extract_clips:
         metrics="results/metrics/extract_clips/{dataset}.json",
     params:
         files=PARAMS,
-        clips=section("clips"),
-        dataset=lambda wc: json.dumps(config["datasets"][wc.dataset], sort_keys=True),
+        **reads("clips", "datasets.{dataset}"),
     log:
         "logs/extract_clips/{dataset}.log",
     benchmark:
@@ -42,5 +41,5 @@ rule extract_clips:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/extract_clips.py --params {params.files} --dataset {wildcards.dataset} --input {input.root:q} "
+        "python workflow/scripts/extract_clips.py --params {params.files} --reads {params.reads} --dataset {wildcards.dataset} --input {input.root:q} "
         "--out {output.store} --metrics {output.metrics} --threads {threads} > {log} 2>&1"

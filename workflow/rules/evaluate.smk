@@ -17,9 +17,7 @@ rule train_detector:
         metrics="results/metrics/train_detector/{dataset}.json",
     params:
         files=PARAMS,
-        detector=section("detector"),
-        clips=section("clips"),
-        run=section("run"),
+        **reads("detector", "clips", "run"),
     log:
         "logs/train_detector/{dataset}.log",
     benchmark:
@@ -32,7 +30,7 @@ rule train_detector:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/train_detector.py --params {params.files} --dataset {wildcards.dataset} --clips {input.clips} "
+        "python workflow/scripts/train_detector.py --params {params.files} --reads {params.reads} --dataset {wildcards.dataset} --clips {input.clips} "
         "--out {output.detector} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 
@@ -45,11 +43,8 @@ rule evaluate_tokenizer:
         "results/eval/tokenizer/{tok}.json",
     params:
         files=PARAMS,
-        evaluation=section("evaluation"),
-        clips=section("clips"),
+        **reads("evaluation", "detector", "clips", "tokenizer:variant", "run"),
         cache=FVD_CACHE,
-        tokenizer=tokenizer_cfg,
-        run=section("run"),
     log:
         "logs/evaluate_tokenizer/{tok}.log",
     benchmark:
@@ -62,7 +57,7 @@ rule evaluate_tokenizer:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/evaluate_tokenizer.py --params {params.files} --variant {wildcards.tok} --tokenizer {input.tokenizer} "
+        "python workflow/scripts/evaluate_tokenizer.py --params {params.files} --reads {params.reads} --variant {wildcards.tok} --tokenizer {input.tokenizer} "
         "--clips-dir results/clips --detector-dir results/detector --cache-dir {params.cache} --out {output} "
         "--threads {threads} > {log} 2>&1"
 
@@ -77,11 +72,8 @@ rule evaluate_generator:
         "results/eval/generator/{gen}.json",
     params:
         files=PARAMS,
-        evaluation=section("evaluation"),
-        clips=section("clips"),
+        **reads("evaluation", "detector", "clips", "generator:variant", "run"),
         cache=FVD_CACHE,
-        generator=lambda wc: json.dumps(GENERATOR_CFG[wc.gen], sort_keys=True),
-        run=section("run"),
     log:
         "logs/evaluate_generator/{gen}.log",
     benchmark:
@@ -94,7 +86,7 @@ rule evaluate_generator:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/evaluate_generator.py --params {params.files} --variant {wildcards.gen} --samples {input.samples} "
+        "python workflow/scripts/evaluate_generator.py --params {params.files} --reads {params.reads} --variant {wildcards.gen} --samples {input.samples} "
         "--generator {input.generator} --clips-dir results/clips --detector-dir results/detector --cache-dir {params.cache} "
         "--out {output} --threads {threads} > {log} 2>&1"
 
@@ -109,8 +101,7 @@ rule make_table1:
         csv=report("reports/table1.csv", caption="../report/table1.rst", category="Table 1"),
     params:
         files=PARAMS,
-        tokenizers=section("tokenizers"),
-        generators=section("generators"),
+        **reads("tokenizers", "generators", "official"),
     log:
         "logs/make_table1/table1.log",
     benchmark:
@@ -122,7 +113,7 @@ rule make_table1:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_table1.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
+        "python workflow/scripts/make_table1.py --params {params.files} --reads {params.reads} --tokenizer-evals results/eval/tokenizer "
         "--generator-evals results/eval/generator --md {output.md} --html {output.html} --csv {output.csv} "
         "--threads {threads} > {log} 2>&1"
 
@@ -138,7 +129,7 @@ rule make_table2:
         runs=report("reports/table2_runs.csv", caption="../report/table2.rst", category="Table 2"),
     params:
         files=PARAMS,
-        table2=section("table2"),
+        **reads("table2"),
     log:
         "logs/make_table2/table2.log",
     benchmark:
@@ -150,6 +141,6 @@ rule make_table2:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_table2.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
+        "python workflow/scripts/make_table2.py --params {params.files} --reads {params.reads} --tokenizer-evals results/eval/tokenizer "
         "--generator-evals results/eval/generator --md {output.md} --html {output.html} --csv {output.csv} "
         "--runs-csv {output.runs} --threads {threads} > {log} 2>&1"

@@ -2,10 +2,8 @@
 
 GENERATORS = sorted(config["generators"])  # declared variants (Table 1)
 ALL_GENERATORS = GENERATORS + SWEEP_TRAINED + SWEEP_SAMPLED
-# each variant's resolved generator section; train_generator tracks it without `sampling` (what
-# larp.generator.train.training_section passes to training), sample_videos only `sampling`
+# each variant's resolved generator section (its tokenizer and dataset name the inputs)
 GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in ALL_GENERATORS}
-GENERATOR_TRAIN_CFG = {g: {k: v for k, v in c.items() if k != "sampling"} for g, c in GENERATOR_CFG.items()}
 
 
 wildcard_constraints:
@@ -20,8 +18,7 @@ rule train_generator:
         metrics="results/metrics/train_generator/{gen}.json",
     params:
         files=PARAMS,
-        generator=lambda wc: json.dumps(GENERATOR_TRAIN_CFG[wc.gen], sort_keys=True),
-        run=section("run"),
+        **reads("generator:variant:training", "run"),
         # python, or torchrun with one process per GPU (see tokenizer.smk)
         launch=lambda wc, resources: (
             f"torchrun --standalone --nproc-per-node={resources.gpu}" if resources.get("gpu", 0) > 1 else "python"
@@ -39,7 +36,7 @@ rule train_generator:
     conda:
         "../envs/larp.yaml"
     shell:
-        "{params.launch} workflow/scripts/train_generator.py --params {params.files} --variant {wildcards.gen} "
+        "{params.launch} workflow/scripts/train_generator.py --params {params.files} --reads {params.reads} --variant {wildcards.gen} "
         "--tokens-dir results/tokens --work work/train_generator/{wildcards.gen} --out {output.model} "
         "--metrics {output.metrics} --threads {params.process_threads} > {log} 2>&1"
 
@@ -56,10 +53,7 @@ rule sample_videos:
                       caption="../report/samples.rst", category="Samples", subcategory="{gen}"),
     params:
         files=PARAMS,
-        sampling=lambda wc: json.dumps(GENERATOR_CFG[wc.gen]["sampling"], sort_keys=True),
-        clips=section("clips"),
-        datasets=section("datasets"),
-        run=section("run"),
+        **reads("generator:variant", "clips", "datasets", "run"),
     log:
         "logs/sample_videos/{gen}.log",
     benchmark:
@@ -72,6 +66,6 @@ rule sample_videos:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/sample_videos.py --params {params.files} --variant {wildcards.gen} --generator {input.generator} "
+        "python workflow/scripts/sample_videos.py --params {params.files} --reads {params.reads} --variant {wildcards.gen} --generator {input.generator} "
         "--tokenizer-dir results/tokenizer --clips-dir results/clips --out {output.samples} --metrics {output.metrics} "
         "--report {output.report} --threads {threads} > {log} 2>&1"

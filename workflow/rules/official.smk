@@ -25,8 +25,7 @@ rule import_official:
         official="|".join(re.escape(n) for n in OFFICIAL_NAMES) or "(?!x)x",
     params:
         files=PARAMS,
-        official=lambda wc: official_entry_json(config, wc.official, wc.kind),
-        tokens=section("tokens"),
+        **reads("official.{official}", "tokens"),
     log:
         "logs/import_official/{kind}/{official}.log",
     benchmark:
@@ -38,5 +37,5 @@ rule import_official:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/import_official.py --params {params.files} --name {wildcards.official:q} "
+        "python workflow/scripts/import_official.py --params {params.files} --reads {params.reads} --name {wildcards.official:q} "
         "--out {output.model:q} --metrics {output.metrics:q} --cache-dir work/official --threads {threads} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ rule make_scaling:
                caption="../report/scaling.rst", category="Scaling"),
     params:
         files=PARAMS,
-        scaling=section("scaling"),
+        **reads("scaling", "tokenizer"),
     log:
         "logs/make_scaling/scaling.log",
     benchmark:
@@ -23,5 +23,5 @@ rule make_scaling:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_scaling.py --params {params.files} --tokenizer-evals results/eval/tokenizer "
+        "python workflow/scripts/make_scaling.py --params {params.files} --reads {params.reads} --tokenizer-evals results/eval/tokenizer "
         "--generator-evals results/eval/generator --out {output} --threads {threads} > {log} 2>&1"

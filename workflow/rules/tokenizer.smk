@@ -37,9 +37,7 @@ rule train_tokenizer:
                       caption="../report/tokenizer.rst", category="Tokenizer reconstructions", subcategory="{tok}"),
     params:
         files=PARAMS,
-        tokenizer=tokenizer_cfg,
-        clips=section("clips"),
-        run=section("run"),
+        **reads("tokenizer:variant", "clips", "run"),
         launch=lambda wc, resources: (
             f"torchrun --standalone --nproc-per-node={resources.gpu}" if resources.get("gpu", 0) > 1 else "python"
         ),
@@ -56,7 +54,7 @@ rule train_tokenizer:
     conda:
         "../envs/larp.yaml"
     shell:
-        "{params.launch} workflow/scripts/train_tokenizer.py --params {params.files} --variant {wildcards.tok} "
+        "{params.launch} workflow/scripts/train_tokenizer.py --params {params.files} --reads {params.reads} --variant {wildcards.tok} "
         "--clips-dir results/clips --work work/train_tokenizer/{wildcards.tok} --out {output.model} "
         "--metrics {output.metrics} --report {output.report} --threads {params.process_threads} > {log} 2>&1"
 
@@ -70,9 +68,7 @@ rule encode_tokens:
         metrics="results/metrics/encode_tokens/{tok}.json",
     params:
         files=PARAMS,
-        tokens=section("tokens"),
-        clips=section("clips"),
-        datasets=section("datasets"),
+        **reads("tokens", "clips", "datasets", "run"),
     log:
         "logs/encode_tokens/{tok}.log",
     benchmark:
@@ -85,5 +81,5 @@ rule encode_tokens:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/encode_tokens.py --params {params.files} --tokenizer {input.tokenizer} --clips-dir results/clips "
+        "python workflow/scripts/encode_tokens.py --params {params.files} --reads {params.reads} --tokenizer {input.tokenizer} --clips-dir results/clips "
         "--out {output.tokens} --metrics {output.metrics} --threads {threads} > {log} 2>&1"

@@ -1,13 +1,17 @@
-"""Read both workflow declarations as data: Snakemake's jobs (from a forced dry run) and DVC's stages.
+"""The workflow declared once: dvc.yaml generated from the Snakemake jobs, and both read back as data.
 
+    python workflow/tools/dag.py --write-dvc   # regenerate dvc.yaml from the Snakemake rules and params.yaml
     python workflow/tools/dag.py --readme      # rewrite the DAG diagram in README.md from `snakemake --rulegraph`
-Used by tests/workflow/test_dag_consistency.py to prove that the Snakefile and dvc.yaml declare the same stages,
-commands and outputs, and that the README's diagram is current.
+The Snakemake rules (workflow/rules/*.smk) are the one hand-written declaration: each job's command, inputs,
+outputs and declared parameter sections (``reads(...)``) become one DVC stage. tests/workflow/test_dag_consistency.py
+checks that the committed dvc.yaml is what this writes, that DVC reads back the same stages, commands, outputs and
+data dependencies as Snakemake, and that the README's diagram is current.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import shlex
@@ -50,25 +54,249 @@ def normalise_cmd(cmd: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def snakemake_jobs(*extra: str) -> dict[str, dict]:
-    """{dvc-style stage name: {cmd, inputs, outputs}} from `snakemake -n -p -F` (wildcard values joined by '-')."""
-    text = _run(["snakemake", "all", "-n", "-p", "-F", "--cores", "1", *extra])
-    jobs: dict[str, dict] = {}
+def dry_run_jobs(*extra: str, targets: tuple[str, ...] = ("all",)) -> list[dict]:
+    """Every job of ``targets`` from a forced dry run (``snakemake -n -p -F``), in Snakemake's order: rule,
+    wildcards (ordered), inputs and outputs (ordered lists) and the shell command as Snakemake would run it."""
+    text = _run(["snakemake", *targets, "-n", "-p", "-F", "--cores", "1", *extra])
+    jobs = []
     for block in re.split(r"\n(?=rule \w+:)", text):
         m = re.match(r"rule (\w+):", block)
         if not m or m.group(1) in TARGET_RULES:
             continue
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
-        wild = fields.get("wildcards", "")
-        values = [kv.split("=", 1)[1] for kv in wild.split(", ") if "=" in kv]
-        name = m.group(1) + ("@" + "-".join(values) if values else "")
+        wild = [kv.split("=", 1) for kv in fields.get("wildcards", "").split(", ") if "=" in kv]
         cmd = re.search(r"^Shell command: (.*)$", block, flags=re.M)
-        jobs[name] = {
-            "cmd": normalise_cmd(cmd.group(1)) if cmd else None,
-            "inputs": set(filter(None, fields.get("input", "").split(", "))),
-            "outputs": {o for o in fields.get("output", "").split(", ") if o},
-        }
+        jobs.append({"rule": m.group(1), "wildcards": dict(wild), "cmd": cmd.group(1) if cmd else None,
+                     "inputs": [i for i in fields.get("input", "").split(", ") if i],
+                     "outputs": [o for o in fields.get("output", "").split(", ") if o]})
     return jobs
+
+
+def job_name(job: dict) -> str:
+    """Snakemake's job name as the tests write it: ``rule`` or ``rule@<wildcard values joined by '-'>``."""
+    return job["rule"] + ("@" + "-".join(job["wildcards"].values()) if job["wildcards"] else "")
+
+
+def snakemake_jobs(*extra: str) -> dict[str, dict]:
+    """{dvc-style stage name: {cmd, inputs, outputs}} from `snakemake -n -p -F` (wildcard values joined by '-')."""
+    return {job_name(j): {"cmd": normalise_cmd(j["cmd"]) if j["cmd"] else None, "inputs": set(j["inputs"]),
+                          "outputs": set(j["outputs"])} for j in dry_run_jobs(*extra, targets=("all",))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dvc.yaml, generated from the Snakemake jobs (the one hand-written declaration)
+
+DVC_FILE = "dvc.yaml"
+DVC_HEADER = """\
+# GENERATED from the Snakemake rules (workflow/rules/*.smk) and params.yaml by `python workflow/tools/dag.py
+# --write-dvc`: do not edit by hand. Change a rule or params.yaml (a variant, a sweep point, a dataset), then
+# regenerate; tests/workflow/test_dag_consistency.py fails while this file is stale.
+# One stage per Snakemake job, with the job's command (without --threads: DVC runs one stage at a time and lets it
+# use every core), its exact inputs, its outputs, and the params key paths of the sections its rule declares with
+# reads(...) (larp.reads.dvc_keys). Code dependencies are the stage script and the library modules it imports,
+# found by walking its imports. A rule's jobs share one `foreach` stage named after the rule (a sweep's runs:
+# <rule>_<sweep>, its sampling-only runs <rule>_<sweep>s, keyed <entry>-<seed>), so DVC names them as Snakemake
+# does: train_tokenizer@larp, train_tokenizer_table2@no-prior-1.
+"""
+# Training curves (one CSV per run, a row per logged step; written by train_tokenizer / train_generator beside their
+# metrics, not declared as outputs so that the stage graph stays the one Snakemake declares): `dvc plots show`
+# draws every run found, `dvc plots diff` compares revisions. DVC-only, so declared here.
+DVC_PLOTS = [
+    {"results/metrics/curves/train_tokenizer": {"x": "step", "y": ["total", "l1", "psnr", "codebook_usage", "perplexity"]}},
+    {"results/metrics/curves/train_generator": {"x": "step", "y": ["loss", "acc"]}},
+]
+SRC = ROOT / "src"
+METRICS_DIRS = ("results/metrics/", "results/eval/")
+FIELDS = ("deps", "params", "outs", "metrics")
+
+
+def _module_file(name: str) -> Path | None:
+    base = SRC.joinpath(*name.split("."))
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules ``path`` imports anywhere (function-level imports too), relative ones resolved, as dotted names."""
+    rel = path.relative_to(SRC).with_suffix("") if path.is_relative_to(SRC) else None
+    package = list(rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1]) if rel else []
+    if rel is not None and rel.name == "__init__":
+        package = list(rel.parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names.add(mod)
+            names |= {f"{mod}.{a.name}" for a in node.names}  # `from . import x`: x may be a module
+    return {n for n in names if n == "larp" or n.startswith("larp.")}
+
+
+def code_deps(script: str) -> list[str]:
+    """The code a stage script runs: itself and every ``larp`` module file it imports, directly or not (package
+    ``__init__`` files included; ``src/larp/schemas`` with the config module that loads it). Editing a module re-runs
+    under DVC exactly the stages that import it."""
+    seen: set[Path] = set()
+    todo = [ROOT / script]
+    while todo:
+        for name in _imports(todo.pop()):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                f = _module_file(".".join(parts[:i]))
+                if f is not None and f not in seen:
+                    seen.add(f)
+                    todo.append(f)
+    deps = {str(f.relative_to(ROOT)) for f in seen}
+    if "src/larp/config.py" in deps:
+        deps.add("src/larp/schemas")
+    return [script, *sorted(deps)]
+
+
+def _flag_values(argv: tuple[str, ...], flag: str) -> list[str]:
+    if flag not in argv:
+        return []
+    out = []
+    for a in argv[argv.index(flag) + 1:]:
+        if a.startswith("--"):
+            break
+        out.append(a)
+    return out
+
+
+def dvc_stage(job: dict, params: dict) -> dict:
+    """One job as a DVC stage: command, deps (code, then the job's inputs), params keys, outs, metrics."""
+    from larp.reads import dvc_keys
+
+    argv = normalise_cmd(job["cmd"])
+    script = next(a for a in argv if a.endswith(".py"))
+    variant = (_flag_values(argv, "--variant") or [None])[0]
+    reads = _flag_values(argv, "--reads")
+    metrics = [o for o in job["outputs"] if o.endswith(".json") and o.startswith(METRICS_DIRS)]
+    return {"cmd": shlex.join(argv), "deps": list(dict.fromkeys(code_deps(script) + job["inputs"])),
+            "params": dvc_keys(params, reads, variant) if reads else [],
+            "outs": [o for o in job["outputs"] if o not in metrics], "metrics": metrics}
+
+
+def stage_key(job: dict, params: dict) -> tuple[str, str | None, dict]:
+    """(DVC stage name, foreach key or None, the item's variables) of a job. ``subs`` are the (literal,
+    placeholder) pairs a template may write a job's values with: the variant as ``${key}``; a sweep run as
+    ``<sweep>-${item.entry}-s${item.seed}``, its entry as ``${item.entry}`` and, for a sampling run, the
+    reference run it re-samples as ``<sweep>-${<sweep>.reference}-s${item.seed}`` (DVC reads params.yaml)."""
+    from larp.sweeps import find_run
+
+    if not job["wildcards"]:
+        return job["rule"], None, {}
+    value = "-".join(job["wildcards"].values())
+    found = find_run(value)
+    if not found:
+        return job["rule"], value, {"item": {}, "subs": [(value, "${key}")]}
+    sweep, entry, seed = found
+    sampling = entry in (params[sweep].get("sampling_variants") or {})
+    run = f"{sweep}-${{item.entry}}-s${{item.seed}}"
+    subs = [(value, run)]
+    if sampling:
+        subs.append((f"{sweep}-{params[sweep]['reference']}-s{seed}", f"{sweep}-${{{sweep}.reference}}-s${{item.seed}}"))
+    subs.append((entry, "${item.entry}"))
+    return f"{job['rule']}_{sweep}{'s' if sampling else ''}", f"{entry}-{seed}", {
+        "item": {"entry": entry, "seed": seed}, "subs": subs, "sweep": (sweep, params[sweep])}
+
+
+def _render(template: str, key: str, variables: dict) -> str:
+    out = template.replace("${key}", key)
+    for k, v in variables["item"].items():
+        out = out.replace(f"${{item.{k}}}", str(v))
+    if "sweep" in variables:
+        name, section = variables["sweep"]
+        out = out.replace(f"${{{name}.reference}}", str(section.get("reference")))
+    return out
+
+
+def _template(values: list[str], keys: list[str], members: list[dict]) -> str | None:
+    """One string that renders to every item's value: the shared value, or the values written with each item's
+    placeholders (whole names only); None if there is none."""
+    if len(set(values)) == 1:
+        return values[0]
+    cands = set()
+    for v, var in zip(values, members):
+        for literal, placeholder in var["subs"]:
+            v = re.sub(rf"(?<![\w-]){re.escape(literal)}(?![\w-])", lambda m, p=placeholder: p, v)
+        cands.add(v)
+    if len(cands) == 1:
+        tpl = cands.pop()
+        if all(_render(tpl, k, var) == v for v, k, var in zip(values, keys, members)):
+            return tpl
+    return None
+
+
+def _foreach(members: list[tuple[str, dict, dict]]) -> dict:
+    """A ``foreach`` stage over ``members`` (key, stage, variables) that all have the same list lengths; a value no
+    template writes becomes an item field (``${item.cmd}``, ``${item.deps3}``)."""
+    keys = [k for k, _, _ in members]
+    variables = [v for _, _, v in members]
+    items = [dict(v["item"]) for v in variables]
+    do: dict = {}
+    for field in ("cmd", *FIELDS):
+        single = field == "cmd"
+        n = 1 if single else len(members[0][1][field])
+        column = []
+        for i in range(n):
+            values = [s[field] if single else s[field][i] for _, s, _ in members]
+            tpl = _template(values, keys, variables)
+            if tpl is None:
+                slot = field if single else f"{field}{i}"
+                for it, v in zip(items, values):
+                    it[slot] = v
+                tpl = f"${{item.{slot}}}"
+            column.append(tpl)
+        if single:
+            do["cmd"] = column[0]
+        elif column:
+            do[field] = column
+    return {"foreach": {k: it for k, it in zip(keys, items)}, "do": do}
+
+
+def dvc_document(jobs: list[dict], params: dict) -> dict:
+    """dvc.yaml as data: the jobs grouped into stages (in the order of ``jobs``)."""
+    groups: dict[str, list[tuple[str | None, dict, dict]]] = {}
+    for job in jobs:
+        name, key, variables = stage_key(job, params)
+        groups.setdefault(name, []).append((key, dvc_stage(job, params), variables))
+    stages: dict[str, dict] = {}
+    for name, members in groups.items():
+        if members[0][0] is None:
+            (_, stage, _), = members
+            stages[name] = {k: v for k, v in stage.items() if v}
+            continue
+        members.sort(key=lambda m: m[0])
+        shapes: dict[tuple[int, ...], list] = {}
+        for m in members:
+            shapes.setdefault(tuple(len(m[1][f]) for f in FIELDS), []).append(m)
+        for i, (_, part) in enumerate(sorted(shapes.items())):
+            stages[name if i == 0 else f"{name}_{i + 1}"] = _foreach(part)
+    return {"stages": stages, "plots": DVC_PLOTS}
+
+
+def render_dvc(*extra: str) -> str:
+    """The dvc.yaml text for params.yaml (plus Snakemake ``extra`` arguments such as ``--configfile F``)."""
+    from larp.config import load_params
+
+    files = [ROOT / "params.yaml"] + [ROOT / extra[i + 1] for i, a in enumerate(extra) if a == "--configfile"]
+    params = load_params(files)
+    targets = ("all", "reproduce_official") if params.get("official") else ("all",)  # imports: only when declared
+    jobs = sorted(dry_run_jobs(*extra, targets=targets), key=lambda j: (j["rule"], "-".join(j["wildcards"].values())))
+    doc = dvc_document(jobs, params)
+    body = yaml.safe_dump(doc, sort_keys=False, width=120, default_flow_style=False)
+    return DVC_HEADER + body
+
+
+def write_dvc(*extra: str) -> Path:
+    path = ROOT / DVC_FILE
+    path.write_text(render_dvc(*extra))
+    return path
 
 
 def _snakemake_name(dvc_name: str) -> str:
@@ -79,30 +307,27 @@ def _snakemake_name(dvc_name: str) -> str:
     return f"{m[1]}@{m[2]}-{m[3]}-s{m[4]}" if m else dvc_name
 
 
-def data_deps(deps: set[str], datasets: list[str]) -> set[str]:
+def data_deps(deps: set[str]) -> set[str]:
     """The data a DVC stage reads, comparable with Snakemake's inputs: its deps without code (the stage script and
-    ``src/`` packages), with ``results/clips`` (DVC's dep on every clip store: it cannot expand a list such as
-    ``tokenizer.train_datasets`` into deps) written out as one ``results/clips/<dataset>`` per dataset."""
-    out = {d for d in deps if not d.startswith(("workflow/", "src/"))}
-    if "results/clips" in out:
-        out = (out - {"results/clips"}) | {f"results/clips/{name}" for name in datasets}
-    return out
+    ``src/`` modules)."""
+    return {d for d in deps if not d.startswith(("workflow/", "src/"))}
 
 
 def dvc_stages(root: Path = ROOT) -> dict[str, dict]:
-    """{Snakemake-style stage name: {cmd, deps, data_deps, outputs}} of the dvc.yaml in ``root`` (read with its
-    params.yaml)."""
+    """{Snakemake-style stage name: {cmd, deps, data_deps, params, outputs}} of the dvc.yaml in ``root`` (read
+    with its params.yaml)."""
     from dvc.repo import Repo
 
-    datasets = sorted(yaml.safe_load((root / "params.yaml").read_text())["datasets"])
     repo = Repo(str(root))
     out = {}
     for s in repo.index.stages:
         deps = {str(d.def_path) for d in s.deps if type(d).__name__ != "ParamsDependency"}
+        params = {k for d in s.deps if type(d).__name__ == "ParamsDependency" for k in d.params}
         out[_snakemake_name(s.addressing)] = {
             "cmd": normalise_cmd(s.cmd),
             "deps": deps,
-            "data_deps": data_deps(deps, datasets),
+            "data_deps": data_deps(deps),
+            "params": params,
             "outputs": {str(o.def_path) for o in s.outs},
         }
     return out
@@ -137,5 +362,9 @@ def write_readme() -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", action="store_true", help="rewrite the DAG diagram in README.md")
-    if ap.parse_args().readme:
+    ap.add_argument("--write-dvc", action="store_true", help="regenerate dvc.yaml from the Snakemake rules")
+    args = ap.parse_args()
+    if args.readme:
         write_readme()
+    if args.write_dvc:
+        print(f"wrote {write_dvc()}")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..cli import StageError
+from ..errors import StageError
 from ..config import variant_section
 from ..io import atomic_dir
 from ..sweeps import entries, parse_run, trained_runs

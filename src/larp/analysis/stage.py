@@ -13,7 +13,7 @@ Each writes figures (PNG) and data (CSV) into its report folder atomically and l
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 
 from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows, to_float_video
+from ..errors import StageError
 from ..io import atomic_dir, atomic_file, write_json
 from ..runtime import resolve_device
 from ..sweeps import SWEEP, ngram_runs  # ngram_runs: torch-free there (the Snakefile reads it); re-exported
@@ -122,23 +123,24 @@ def run_ngrams(params: Mapping[str, Any], *, generator_dir: str | os.PathLike, o
 # Token importance (App. B.3) and redundancy (App. B.2)
 
 
-def _test_videos(params: Mapping[str, Any], tokenizer_variant: str, clips_dir: str | os.PathLike, num: int,
-                 frames: int) -> torch.Tensor:
-    """The first ``num`` validation windows of the tokenizer's ``val_dataset`` test split: one seeded window per video
-    (``rfvd_windows`` with ``clips.rfvd_seed``), as train_tokenizer picks its validation clips."""
-    dataset = variant_section(params, "tokenizer", "tokenizers", tokenizer_variant)["val_dataset"]
-    store = ClipStore(Path(clips_dir) / dataset, "test")
-    return to_float_video(store.read_many(rfvd_windows(store, frames, params["clips"]["rfvd_seed"])[:num], frames))
+def _test_videos(clips: str | os.PathLike, num: int, frames: int, rfvd_seed: int) -> torch.Tensor:
+    """The first ``num`` validation windows of the clip store's test split (the tokenizer's ``val_dataset``, which the
+    rule passes): one seeded window per video (``rfvd_windows`` with ``clips.rfvd_seed``), as train_tokenizer picks
+    its validation clips."""
+    store = ClipStore(clips, "test")
+    return to_float_video(store.read_many(rfvd_windows(store, frames, rfvd_seed)[:num], frames))
 
 
-def run_importance(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLike, clips_dir: str | os.PathLike,
+def run_importance(params: Mapping[str, Any], *, tokenizer: str | os.PathLike, clips: str | os.PathLike,
                    out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
+    """Token importance of the tokenizer in ``tokenizer`` (analysis.importance.tokenizer's train_tokenizer output)
+    on the clip store ``clips`` (its val_dataset)."""
     from ..tokenizer.stage import load_tokenizer
 
     a = params[SECTION]["importance"]
     device = resolve_device(params["run"]["device"])
-    tok, _ = load_tokenizer(Path(tokenizer_dir) / a["tokenizer"], device=device)
-    videos = _test_videos(params, a["tokenizer"], clips_dir, a["num_videos"], tok.cfg.frames)
+    tok, _ = load_tokenizer(tokenizer, device=device)
+    videos = _test_videos(clips, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"])
     drops = token_importance(tok, videos, torch.Generator().manual_seed(a["seed"]))  # (V, n)
     heat = token_heatmap(tok, videos, index=a["heatmap_token"])
     per_token = drops.mean(0)  # (n,)
@@ -149,7 +151,7 @@ def run_importance(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLik
     metrics = {"mean_drop_db": float(drops.mean()), "max_drop_db": float(drops.max()),
                "top_token": int(per_token.argmax()), "top_token_mean_drop_db": float(per_token.max()),
                "split_half_correlation": consistency, "num_videos": int(drops.shape[0])}
-    with tracker_for(params, stage="analysis_importance", variant=a["tokenizer"], study="analysis",
+    with tracker_for(params, stage="analysis_importance", variant=Path(tokenizer).name, study="analysis",
                      resolved={"importance": dict(a)}) as tracker:
         with atomic_dir(out_dir) as tmp:
             v, t = np.meshgrid(np.arange(drops.shape[0]), np.arange(drops.shape[1]), indexing="ij")
@@ -161,22 +163,28 @@ def run_importance(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLik
     return metrics
 
 
-def run_redundancy(params: Mapping[str, Any], *, tokenizer_dir: str | os.PathLike, clips_dir: str | os.PathLike,
-                   out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
-    """Both tokenizers score the same clips (their val_dataset's first ``num_videos`` validation windows), so the
-    per-video gains in ``redundancy_videos.csv`` can be compared pairwise (the claims report does)."""
+def run_redundancy(params: Mapping[str, Any], *, tokenizers: Sequence[str | os.PathLike],
+                   clips: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                   metrics_path: str | os.PathLike) -> dict[str, Any]:
+    """Redundancy curves of ``tokenizers`` (the train_tokenizer outputs of analysis.redundancy.tokenizers, holistic
+    first), each on its clip store (``clips``: one per tokenizer, or one for all). Both score the same clips when
+    they share a val_dataset, so the per-video gains in ``redundancy_videos.csv`` can be compared pairwise (the claims
+    report does)."""
     from ..tokenizer.stage import load_tokenizer
 
     a = params[SECTION]["redundancy"]
+    if len(clips) not in (1, len(tokenizers)):
+        raise StageError(f"analysis_redundancy: {len(tokenizers)} tokenizers but {len(clips)} clip stores; pass one "
+                         "clip store, or one per tokenizer in the same order")
     device = resolve_device(params["run"]["device"])
     scores = {}
-    for variant in a["tokenizers"]:
-        tok, _ = load_tokenizer(Path(tokenizer_dir) / variant, device=device)
-        videos = _test_videos(params, variant, clips_dir, a["num_videos"], tok.cfg.frames)
-        scores[variant] = redundancy_scores(tok, videos, levels=a["levels"])
+    for folder, store in zip(tokenizers, list(clips) * len(tokenizers) if len(clips) == 1 else clips):
+        tok, _ = load_tokenizer(folder, device=device)
+        videos = _test_videos(store, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"])
+        scores[Path(folder).name] = redundancy_scores(tok, videos, levels=a["levels"])
     curves = {k: curve_of(v) for k, v in scores.items()}
     metrics = {f"{k}/gain_db": float(redundancy_gains(v).mean()) for k, v in scores.items()}
-    with tracker_for(params, stage="analysis_redundancy", variant="+".join(a["tokenizers"]), study="analysis",
+    with tracker_for(params, stage="analysis_redundancy", variant="+".join(scores), study="analysis",
                      resolved={"redundancy": dict(a)}) as tracker:
         with atomic_dir(out_dir) as tmp:
             pd.concat(curves, names=["tokenizer"]).reset_index(level=0).to_csv(tmp / "redundancy.csv", index=False)

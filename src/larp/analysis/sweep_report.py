@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..cli import StageError
+from ..errors import StageError
 from ..sweeps import run_overrides
 from ..tracking import tracker_for
 

@@ -352,7 +352,7 @@ class ClipStore:
         self._pid = os.getpid()
 
     def _damaged(self, path: Path, detail: str) -> Exception:
-        from larp.cli import StageError
+        from larp.errors import StageError
 
         return StageError(f"clip store file {path} is damaged ({detail}); delete {self.root} and re-run "
                           "extract_clips for this dataset (Snakemake and DVC re-run it when its output is missing)")

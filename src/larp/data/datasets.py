@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from larp.config import ParamsError
+from ..errors import DatasetError  # noqa: F401  (re-exported)
 
 SPLITS = ("train", "test")
 COLUMNS = ["video_id", "path", "class_id", "class_name", "split"]
@@ -39,10 +40,6 @@ K600_KEYS = {  # the keys only a k600 entry needs (optional for ucf101 / synthet
 UCF_LISTS = "ucfTrainTestlist"  # what the official split-list zip unpacks to
 UCF_VIDEOS = "UCF-101"  # what the official UCF101.rar unpacks to
 _K600_FILES = {"train": "train.csv", "val": "validate.csv", "validate": "validate.csv"}
-
-
-class DatasetError(ValueError):
-    """The dataset on disk does not match what params.yaml says; the message names the path and what is expected."""
 
 
 def dataset_entry(params: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..cli import StageError
+from ..errors import StageError
 from ..tracking import tracker_for
 from .clips import SPLITS, ClipConfig, ExtractionError, extract_clips, summary_metrics
 from .datasets import check_root, dataset_entry, list_videos

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..cli import StageError
+from ..errors import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
 from ..io import atomic_outputs, save_weights, write_json

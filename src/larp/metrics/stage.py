@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cli import StageError
+from ..errors import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, random_window, rfvd_windows, sample_chunks, to_float_video
 from ..io import atomic_outputs, file_digest, load_weights, read_json, save_weights, write_json

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from larp.errors import LPIPSUnavailable  # noqa: F401  (re-exported)
 from larp.tokenizer.config import DiscriminatorConfig  # defined torch-free there (params validation); re-exported
 from larp.tokenizer.model import Block, PatchEmbed3D, sincos_3d, xavier_init_linears
 
@@ -24,10 +25,6 @@ LPIPS_HELP = (
 def l1_loss(recon: Tensor, video: Tensor) -> Tensor:
     """Mean absolute error per pixel on the [0, 1] scale (`pixelloss_weight` 1.0, facts §4)."""
     return (recon - video).abs().mean()
-
-
-class LPIPSUnavailable(RuntimeError):
-    """`lpips`, torchvision or the VGG backbone weights cannot be loaded."""
 
 
 class PerceptualLoss(nn.Module):
