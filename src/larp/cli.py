@@ -29,14 +29,12 @@ SHARED_ARGS: dict[str, tuple[str, str | None]] = {
     "dataset": ("--dataset", "a key of `datasets` in params"),
     "tokenizer": ("--tokenizer", "train_tokenizer output folder"),
     "generator": ("--generator", "train_generator output folder"),
-    "tokenizer-dir": ("--tokenizer-dir", "folder holding results/tokenizer/<tokenizer variant>"),
-    "generator-dir": ("--generator-dir", "folder holding results/generator/<generator variant or run>"),
-    "clips-dir": ("--clips-dir", "folder holding results/clips/<dataset>"),
-    "detector-dir": ("--detector-dir", "folder holding results/detector/<dataset>"),
+    "clips": ("--clips", "clip store results/clips/<dataset> (extract_clips output)"),
+    "detector": ("--detector", "train_detector output folder results/detector/<dataset>"),
     "cache-dir": ("--cache-dir", "real-statistics cache (outside declared outputs)"),
     "work": ("--work", "resumable checkpoint folder (outside declared outputs)"),
-    "tokenizer-evals": ("--tokenizer-evals", "folder of evaluate_tokenizer outputs"),
-    "generator-evals": ("--generator-evals", "folder of evaluate_generator outputs"),
+    "tokenizer-evals": ("--tokenizer-evals", "evaluate_tokenizer outputs <run>.json (each run the table needs)"),
+    "generator-evals": ("--generator-evals", "evaluate_generator outputs <run>.json (each run the table needs)"),
     "out": ("--out", None),
     "metrics": ("--metrics", "flat metrics file (DVC metrics)"),
     "report": ("--report", "folder of figures for people (reports/)"),
@@ -44,6 +42,8 @@ SHARED_ARGS: dict[str, tuple[str, str | None]] = {
     "html": ("--html", "HTML page of the same Markdown to write (shown inline by snakemake --report)"),
     "csv": ("--csv", "CSV table to write"),
 }
+
+MANY = {"tokenizer-evals", "generator-evals"}  # shared arguments that take a list of files (possibly empty)
 
 
 def parser(doc: str | None, *shared: str) -> argparse.ArgumentParser:
@@ -58,7 +58,10 @@ def parser(doc: str | None, *shared: str) -> argparse.ArgumentParser:
                         "workflow passes its rule's declaration (default: every section)")
     for name in shared:
         flag, help_text = SHARED_ARGS[name]
-        p.add_argument(flag, required=True, help=help_text)
+        if name in MANY:
+            p.add_argument(flag, required=True, nargs="*", metavar="FILE", help=help_text)
+        else:
+            p.add_argument(flag, required=True, help=help_text)
     return p
 
 

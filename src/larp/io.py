@@ -20,7 +20,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,26 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically. NaN/inf are refused (DVC and MLflow cannot read them)."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n")
+
+
+def pick_named(paths: str | os.PathLike | Sequence[str | os.PathLike], names: Sequence[str], *, suffix: str = "",
+               stage: str) -> list[Path]:
+    """For each of ``names``, in order, the path ``<name><suffix>`` among ``paths`` (the exact files or folders a
+    rule passes, e.g. ``results/eval/tokenizer/larp.json``), or inside ``paths`` when it is one folder (a results
+    tree given by hand). A name with no path names the ``stage`` job that makes it."""
+    if isinstance(paths, (str, os.PathLike)):
+        folder = Path(paths)
+        found = {n: folder / f"{n}{suffix}" for n in names}
+        found = {n: p for n, p in found.items() if p.exists()}
+        where = f"in {folder}"
+    else:
+        found = {Path(p).name.removesuffix(suffix): Path(p) for p in paths if Path(p).name.endswith(suffix)}
+        where = f"among the {len(paths)} paths given"
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(f'{n}{suffix}' for n in missing)} {where}; run "
+                                f"{', '.join(f'{stage}@{n}' for n in missing)} first")
+    return [found[n] for n in names]
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -52,7 +52,8 @@ def test_ngrams_stage_samples_every_seed_of_both_generators(ws):
     tmp, params = ws["tmp"], ws["params"]
     a, seeds = params["analysis"]["ngrams"], params["table2"]["seeds"]
     out = tmp / "reports/ngrams"
-    rc = _script("analysis_ngrams").main(["--params", *FILES, "--generator-dir", str(tmp / "generator"),
+    rc = _script("analysis_ngrams").main(["--params", *FILES, "--generators",
+                                          *sorted(str(g) for g in (tmp / "generator").iterdir()),
                                           "--out", str(out), "--metrics", str(tmp / "m/ngrams.json")])
     assert rc == 0
     skew = pd.read_csv(out / "skew.csv")

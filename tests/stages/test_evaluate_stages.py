@@ -32,6 +32,11 @@ N = 4  # generated videos per sample folder
 _script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
+def _files(folder: Path) -> list[str]:
+    """Every evaluation file in ``folder``: the exact paths a rule passes to make_table1."""
+    return sorted(str(f) for f in folder.glob("*.json"))
+
+
 def _write_store(root: Path, per_class: int = 2) -> None:
     """The clip-store layout of larp.data.clips (manifest, one shard, classes.csv, summary.json)."""
     rng = np.random.default_rng(0)
@@ -98,7 +103,7 @@ def _eval_tokenizer(ws, variant: str, cache: Path, params: list[str] | None = No
     out = t / "eval/tokenizer" / f"{variant}.json"
     rc = _script("evaluate_tokenizer").main([
         "--params", *(params or ws["params"]), "--variant", variant, "--tokenizer", str(t / "tokenizer" / variant),
-        "--clips-dir", str(t / "clips"), "--detector-dir", str(t / "detector"), "--cache-dir", str(cache),
+        "--clips", str(t / "clips/synthetic"), "--detector", str(t / "detector/synthetic"), "--cache-dir", str(cache),
         "--out", str(out), "--threads", "1"])
     assert rc == 0
     return read_json(out)
@@ -109,8 +114,8 @@ def _eval_generator(ws, variant: str, cache: Path, samples: str | None = None) -
     out = t / "eval/generator" / f"{variant}.json"
     rc = _script("evaluate_generator").main([
         "--params", *ws["params"], "--variant", variant, "--samples", str(t / "samples" / (samples or variant)),
-        "--generator", str(t / "generator" / variant), "--clips-dir", str(t / "clips"),
-        "--detector-dir", str(t / "detector"), "--cache-dir", str(cache), "--out", str(out), "--threads", "1"])
+        "--generator", str(t / "generator" / variant), "--clips", str(t / "clips/synthetic"),
+        "--detector", str(t / "detector/synthetic"), "--cache-dir", str(cache), "--out", str(out), "--threads", "1"])
     return rc, out
 
 
@@ -248,8 +253,8 @@ def test_make_table1_from_the_stage_outputs(ws, tmp_path, html_tables):
         assert _eval_generator(ws, gen, tmp_path)[0] == 0
     md, csv_path, html = t / "reports/table1.md", t / "reports/table1.csv", t / "reports/table1.html"
     assert _script("make_table1").main([
-        "--params", *ws["params"], "--tokenizer-evals", str(t / "eval/tokenizer"),
-        "--generator-evals", str(t / "eval/generator"), "--md", str(md), "--html", str(html),
+        "--params", *ws["params"], "--tokenizer-evals", *_files(t / "eval/tokenizer"),
+        "--generator-evals", *_files(t / "eval/generator"), "--md", str(md), "--html", str(html),
         "--csv", str(csv_path)]) == 0
     header, *rows = list(csv.reader(csv_path.open()))
     assert {"rFVD synthetic [clf-synthetic]", "gFVD frame pred. synthetic [clf-synthetic]",

@@ -82,7 +82,7 @@ def ws(tmp_path_factory):
 def _train(ws, variant: str, params: list[str] | None = None, out: str = "generator") -> int:
     t = ws["tmp"]
     return _script("train_generator").main([
-        "--params", *(params or ws["params"]), "--variant", variant, "--tokens-dir", str(t / "tokens"),
+        "--params", *(params or ws["params"]), "--variant", variant, "--tokens", str(t / "tokens" / "larp" / "synthetic"),
         "--work", str(t / "work" / out / variant), "--out", str(t / out / variant),
         "--metrics", str(t / "metrics" / out / f"{variant}.json"), "--threads", "1"])
 
@@ -91,7 +91,7 @@ def _sample(ws, variant: str, name: str, params: list[str] | None = None) -> int
     t = ws["tmp"]
     return _script("sample_videos").main([
         "--params", *(params or ws["params"]), "--variant", variant, "--generator", str(t / "generator" / variant),
-        "--tokenizer-dir", str(t / "tokenizer"), "--clips-dir", str(t / "clips"), "--out", str(t / "samples" / name),
+        "--tokenizer", str(t / "tokenizer" / "larp"), "--clips", str(t / "clips" / "synthetic"), "--out", str(t / "samples" / name),
         "--metrics", str(t / "metrics/samples" / f"{name}.json"), "--report", str(t / "reports" / name),
         "--threads", "1"])
 
@@ -223,7 +223,7 @@ def test_torchrun_two_processes_match_one(ws):
     env = dict(os.environ, OMP_NUM_THREADS="1", MLFLOW_DISABLE_TELEMETRY="true")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            str(ROOT / "workflow/scripts/train_generator.py"), "--params", *params, "--variant", "class-larp",
-           "--tokens-dir", str(t / "tokens"), "--work", str(t / "work/ddp"), "--out", str(t / "ddp/class-larp"),
+           "--tokens", str(t / "tokens/larp/synthetic"), "--work", str(t / "work/ddp"), "--out", str(t / "ddp/class-larp"),
            "--metrics", str(t / "metrics/ddp.json"), "--threads", "1"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -40,6 +40,11 @@ def clips_dir(tiny_clips):
     return tiny_clips.parent
 
 
+def _clip_args(clips_dir):
+    """train_tokenizer's clip stores: the tiny variants train and validate on the synthetic set."""
+    return ["--train-clips", str(clips_dir / "synthetic"), "--val-clips", str(clips_dir / "synthetic")]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, params_file, clips_dir):
     """Both tiny tokenizer variants trained through the stage script (shared by the tests below)."""
@@ -48,7 +53,7 @@ def trained(tmp_path_factory, params_file, clips_dir):
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: restore the environment afterwards
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'm.db'}")  # read by test_mlflow_runs_carry_...
         for variant in ("larp", "patchwise"):
-            rc = train.main(["--params", *params_file, "--variant", variant, "--clips-dir", str(clips_dir),
+            rc = train.main(["--params", *params_file, "--variant", variant, *_clip_args(clips_dir),
                              "--work", str(out / "work" / variant), "--out", str(out / "tokenizer" / variant),
                              "--metrics", str(out / "metrics" / f"{variant}.json"),
                              "--report", str(out / "reports" / variant), "--threads", "1"])
@@ -137,7 +142,7 @@ def test_dvc_shows_the_stage_metrics_and_draws_the_training_curves(trained, tmp_
 
 def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path, tracking_store):
     rc = _script("encode_tokens").main(["--params", *params_file, "--tokenizer", str(trained / "tokenizer/larp"),
-                                        "--clips-dir", str(clips_dir), "--out", str(tmp_path / "tokens"),
+                                        "--clips", str(clips_dir / "synthetic"), "--out", str(tmp_path / "tokens"),
                                         "--metrics", str(tmp_path / "m.json"), "--threads", "1"])
     assert rc == 0
     train = np.load(tmp_path / "tokens/synthetic/train.npz")
@@ -222,7 +227,7 @@ def test_a_kill_between_two_publishes_leaves_no_complete_looking_model(params_fi
     finals = ",".join(str(p.resolve()) for p in (out, report, metrics))
     proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_FIRST_OUTPUT, finals,
                            str(ROOT / "workflow/scripts/train_tokenizer.py"), "--params", *params_file,
-                           "--variant", "larp", "--clips-dir", str(clips_dir), "--work", str(tmp_path / "w"),
+                           "--variant", "larp", *_clip_args(clips_dir), "--work", str(tmp_path / "w"),
                            "--out", str(out), "--report", str(report), "--metrics", str(metrics), "--threads", "1"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 137, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -256,7 +261,7 @@ def test_lpips_requested_but_unavailable_is_a_clear_error(params_file, clips_dir
     extra = tmp_path / "lpips.yaml"
     extra.write_text("tokenizer:\n  loss:\n    lpips_weight: 1.0\n")
     rc = _script("train_tokenizer").main([
-        "--params", *params_file, str(extra), "--variant", "larp", "--clips-dir", str(clips_dir), "--work",
+        "--params", *params_file, str(extra), "--variant", "larp", *_clip_args(clips_dir), "--work",
         str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--report",
         str(tmp_path / "r")])
     err = capsys.readouterr().err
@@ -280,7 +285,7 @@ def test_torchrun_two_processes_match_single_process(params_file, clips_dir, tmp
         out = tmp_path / f"p{procs}"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}",
                str(ROOT / "workflow/scripts/train_tokenizer.py"), "--params", *params_file, str(det), "--variant",
-               "larp", "--clips-dir", str(clips_dir), "--work", str(out / "work"), "--out", str(out / "tok"),
+               "larp", *_clip_args(clips_dir), "--work", str(out / "work"), "--out", str(out / "tok"),
                "--metrics", str(out / "m.json"), "--report", str(out / "rep"), "--threads", "1"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, proc.stderr[-3000:]

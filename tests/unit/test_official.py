@@ -334,25 +334,25 @@ def test_imported_weights_run_through_encode_sample_and_evaluation_stages(params
     from larp.metrics.stage import run_evaluate_generator, run_evaluate_tokenizer, run_train_detector
     from larp.tokenizer.stage import run_encode_tokens
 
-    p, t, clips = params["params"], params["tmp"], tiny_clips.parent
+    p, t = params["params"], params["tmp"]
     for name, kind in (("larp-official", "tokenizer"), ("class-official", "generator"), ("fp-official", "generator")):
         assert _import(params, name, kind)[0] == 0
     res = t / "results"
-    run_encode_tokens(p, tokenizer_dir=res / "tokenizer/larp-official", clips_dir=clips,
+    run_encode_tokens(p, tokenizer_dir=res / "tokenizer/larp-official", clips=[tiny_clips],
                       out_dir=res / "tokens/larp-official", metrics_path=t / "m/enc.json")
     assert np.load(res / "tokens/larp-official/synthetic/train.npz")["tokens"].shape[1] == N
-    run_train_detector(p, "synthetic", clips_dir=tiny_clips, out_dir=res / "detector/synthetic",
+    run_train_detector(p, "synthetic", clips=tiny_clips, out_dir=res / "detector/synthetic",
                        metrics_path=t / "m/det.json")
-    ev = run_evaluate_tokenizer(p, "larp-official", tokenizer_dir=res / "tokenizer/larp-official", clips_dir=clips,
-                                detector_dir=res / "detector", cache_dir=t / "cache",
+    ev = run_evaluate_tokenizer(p, "larp-official", tokenizer_dir=res / "tokenizer/larp-official", clips=tiny_clips,
+                                detector_dir=res / "detector/synthetic", cache_dir=t / "cache",
                                 out_path=res / "eval/tokenizer/larp-official.json")
     assert np.isfinite(ev["psnr"])
     for gen in ("class-official", "fp-official"):
-        run_sample_videos(p, gen, generator_dir=res / "generator" / gen, tokenizer_dir=res / "tokenizer",
-                          clips_dir=clips, out_dir=res / "samples" / gen, metrics_path=t / f"m/{gen}.json",
+        run_sample_videos(p, gen, generator_dir=res / "generator" / gen, tokenizer_dir=res / "tokenizer/larp-official",
+                          clips=tiny_clips, out_dir=res / "samples" / gen, metrics_path=t / f"m/{gen}.json",
                           report_dir=t / "reports" / gen)
         ev = run_evaluate_generator(p, gen, samples_dir=res / "samples" / gen, generator_dir=res / "generator" / gen,
-                                    clips_dir=clips, detector_dir=res / "detector", cache_dir=t / "cache",
+                                    clips=tiny_clips, detector_dir=res / "detector/synthetic", cache_dir=t / "cache",
                                     out_path=res / "eval/generator" / f"{gen}.json")
         assert np.isfinite(ev[ev["metric"]]) and ev["params_generator"] > 0
     from larp.analysis.table1 import OFFICIAL_SOURCE, build_table1, read_evals

@@ -261,7 +261,8 @@ def test_a_missing_evaluation_names_the_job_that_makes_it(tmp_path, capsys):
     tiny = load_params([ROOT / "params.yaml", TINY])
     _write_evals(tiny, tmp_path, skip="scaling-size-l-s0")
     rc = _script("make_scaling").main(["--params", str(ROOT / "params.yaml"), str(TINY), "--tokenizer-evals",
-                                       str(tmp_path / "tok"), "--generator-evals", str(tmp_path / "gen"),
+                                       *map(str, (tmp_path / "tok").glob("*.json")), "--generator-evals",
+                                       *map(str, (tmp_path / "gen").glob("*.json")),
                                        "--out", str(tmp_path / "out")])
     assert rc == 2 and not (tmp_path / "out").exists()
     assert "run evaluate_tokenizer@scaling-size-l-s0 first" in capsys.readouterr().err

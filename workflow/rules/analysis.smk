@@ -2,7 +2,7 @@
 
 ANALYSIS = config["analysis"]
 NGRAM_RUNS = [r for runs in ngram_runs(config).values() for r in runs]
-VAL_CLIPS = lambda variant: f"results/clips/{TOKENIZER_CFG[variant]['val_dataset']}"  # TOKENIZER_CFG: evaluate.smk
+VAL_CLIPS = lambda variant: f"results/clips/{TOKENIZER_CFG[variant]['val_dataset']}"
 
 
 rule analysis_ngrams:
@@ -27,7 +27,7 @@ rule analysis_ngrams:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/analysis_ngrams.py --params {params.files} --reads {params.reads} --generator-dir results/generator "
+        "python workflow/scripts/analysis_ngrams.py --params {params.files} --reads {params.reads} --generators {input.generators} "
         "--out {output.report} --metrics {output.metrics} --threads {threads} > {log} 2>&1"
 
 

@@ -55,6 +55,12 @@ SCALING_TRAINED = trained_runs(config, "scaling")
 SWEEP_TRAINED = all_trained_runs(config)
 SWEEP_SAMPLED = all_sampling_runs(config)
 ALL_TOKENIZERS = TOKENIZERS + SWEEP_TRAINED
+GENERATORS = sorted(config["generators"])  # declared variants (Table 1)
+ALL_GENERATORS = GENERATORS + SWEEP_TRAINED + SWEEP_SAMPLED
+# each variant's resolved section: its datasets, tokenizer and mode name the exact paths a job reads (the rules pass
+# those paths, so the library resolves no variant to find its inputs)
+TOKENIZER_CFG = {t: variant_section(config, "tokenizer", "tokenizers", t) for t in ALL_TOKENIZERS}
+GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in ALL_GENERATORS}
 SYNTHETIC_ROOT = "data/synthetic"
 for _name, _ds in config["datasets"].items():
     if _ds["kind"] == "synthetic" and _ds["root"] != SYNTHETIC_ROOT:
@@ -90,12 +96,6 @@ def reads(*declared):
 
 def dataset_root(wildcards):
     return config["datasets"][wildcards.dataset]["root"]
-
-
-def tokenizer_clip_stores(wildcards):
-    cfg = variant_section(config, "tokenizer", "tokenizers", wildcards.tok)
-    names = sorted(set(cfg["train_datasets"]) | {cfg["val_dataset"]})
-    return [f"results/clips/{n}" for n in names]
 
 
 def generator_weights(wildcards):

@@ -6,7 +6,6 @@ Real-data feature statistics are cached in work/fvd_cache (outside the declared 
 """
 
 FVD_CACHE = "work/fvd_cache"
-TOKENIZER_CFG = {t: variant_section(config, "tokenizer", "tokenizers", t) for t in ALL_TOKENIZERS}
 
 
 rule train_detector:
@@ -58,7 +57,7 @@ rule evaluate_tokenizer:
         "../envs/larp.yaml"
     shell:
         "python workflow/scripts/evaluate_tokenizer.py --params {params.files} --reads {params.reads} --variant {wildcards.tok} --tokenizer {input.tokenizer} "
-        "--clips-dir results/clips --detector-dir results/detector --cache-dir {params.cache} --out {output} "
+        "--clips {input.clips} --detector {input.detector} --cache-dir {params.cache} --out {output} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -87,7 +86,7 @@ rule evaluate_generator:
         "../envs/larp.yaml"
     shell:
         "python workflow/scripts/evaluate_generator.py --params {params.files} --reads {params.reads} --variant {wildcards.gen} --samples {input.samples} "
-        "--generator {input.generator} --clips-dir results/clips --detector-dir results/detector --cache-dir {params.cache} "
+        "--generator {input.generator} --clips {input.clips} --detector {input.detector} --cache-dir {params.cache} "
         "--out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -113,8 +112,8 @@ rule make_table1:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_table1.py --params {params.files} --reads {params.reads} --tokenizer-evals results/eval/tokenizer "
-        "--generator-evals results/eval/generator --md {output.md} --html {output.html} --csv {output.csv} "
+        "python workflow/scripts/make_table1.py --params {params.files} --reads {params.reads} --tokenizer-evals {input.tokenizers} "
+        "--generator-evals {input.generators} --md {output.md} --html {output.html} --csv {output.csv} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -141,6 +140,6 @@ rule make_table2:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_table2.py --params {params.files} --reads {params.reads} --tokenizer-evals results/eval/tokenizer "
-        "--generator-evals results/eval/generator --md {output.md} --html {output.html} --csv {output.csv} "
+        "python workflow/scripts/make_table2.py --params {params.files} --reads {params.reads} --tokenizer-evals {input.tokenizers} "
+        "--generator-evals {input.generators} --md {output.md} --html {output.html} --csv {output.csv} "
         "--runs-csv {output.runs} --threads {threads} > {log} 2>&1"

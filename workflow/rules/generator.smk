@@ -1,10 +1,5 @@
 """Stages 4-5: AR generator training on the tokens and sampling (class-conditional videos, frame predictions)."""
 
-GENERATORS = sorted(config["generators"])  # declared variants (Table 1)
-ALL_GENERATORS = GENERATORS + SWEEP_TRAINED + SWEEP_SAMPLED
-# each variant's resolved generator section (its tokenizer and dataset name the inputs)
-GENERATOR_CFG = {g: variant_section(config, "generator", "generators", g) for g in ALL_GENERATORS}
-
 
 wildcard_constraints:
     gen="|".join(ALL_GENERATORS),
@@ -19,6 +14,8 @@ rule train_generator:
     params:
         files=PARAMS,
         **reads("generator:variant:training", "run"),
+        # training reads the folder of its dataset inside encode_tokens' output (a schema-checked name)
+        dataset=lambda wc: GENERATOR_CFG[wc.gen]["dataset"],
         # python, or torchrun with one process per GPU (see tokenizer.smk)
         launch=lambda wc, resources: (
             f"torchrun --standalone --nproc-per-node={resources.gpu}" if resources.get("gpu", 0) > 1 else "python"
@@ -37,7 +34,7 @@ rule train_generator:
         "../envs/larp.yaml"
     shell:
         "{params.launch} workflow/scripts/train_generator.py --params {params.files} --reads {params.reads} --variant {wildcards.gen} "
-        "--tokens-dir results/tokens --work work/train_generator/{wildcards.gen} --out {output.model} "
+        "--tokens {input.tokens}/{params.dataset} --work work/train_generator/{wildcards.gen} --out {output.model} "
         "--metrics {output.metrics} --threads {params.process_threads} > {log} 2>&1"
 
 
@@ -67,5 +64,5 @@ rule sample_videos:
         "../envs/larp.yaml"
     shell:
         "python workflow/scripts/sample_videos.py --params {params.files} --reads {params.reads} --variant {wildcards.gen} --generator {input.generator} "
-        "--tokenizer-dir results/tokenizer --clips-dir results/clips --out {output.samples} --metrics {output.metrics} "
+        "--tokenizer {input.tokenizer} --clips {input.clips} --out {output.samples} --metrics {output.metrics} "
         "--report {output.report} --threads {threads} > {log} 2>&1"

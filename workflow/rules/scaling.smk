@@ -23,5 +23,5 @@ rule make_scaling:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/make_scaling.py --params {params.files} --reads {params.reads} --tokenizer-evals results/eval/tokenizer "
-        "--generator-evals results/eval/generator --out {output} --threads {threads} > {log} 2>&1"
+        "python workflow/scripts/make_scaling.py --params {params.files} --reads {params.reads} --tokenizer-evals {input.tokenizers} "
+        "--generator-evals {input.generators} --out {output} --threads {threads} > {log} 2>&1"

@@ -29,7 +29,8 @@ if _GPU_OVER_CAP:
 
 rule train_tokenizer:
     input:
-        clips=tokenizer_clip_stores,
+        train=lambda wc: [f"results/clips/{n}" for n in TOKENIZER_CFG[wc.tok]["train_datasets"]],
+        val=lambda wc: f"results/clips/{TOKENIZER_CFG[wc.tok]['val_dataset']}",
     output:
         model=directory("results/tokenizer/{tok}"),
         metrics="results/metrics/train_tokenizer/{tok}.json",
@@ -55,7 +56,7 @@ rule train_tokenizer:
         "../envs/larp.yaml"
     shell:
         "{params.launch} workflow/scripts/train_tokenizer.py --params {params.files} --reads {params.reads} --variant {wildcards.tok} "
-        "--clips-dir results/clips --work work/train_tokenizer/{wildcards.tok} --out {output.model} "
+        "--train-clips {input.train} --val-clips {input.val} --work work/train_tokenizer/{wildcards.tok} --out {output.model} "
         "--metrics {output.metrics} --report {output.report} --threads {params.process_threads} > {log} 2>&1"
 
 
@@ -68,7 +69,7 @@ rule encode_tokens:
         metrics="results/metrics/encode_tokens/{tok}.json",
     params:
         files=PARAMS,
-        **reads("tokens", "clips", "datasets", "run"),
+        **reads("tokens", "run"),
     log:
         "logs/encode_tokens/{tok}.log",
     benchmark:
@@ -81,5 +82,5 @@ rule encode_tokens:
     conda:
         "../envs/larp.yaml"
     shell:
-        "python workflow/scripts/encode_tokens.py --params {params.files} --reads {params.reads} --tokenizer {input.tokenizer} --clips-dir results/clips "
+        "python workflow/scripts/encode_tokens.py --params {params.files} --reads {params.reads} --tokenizer {input.tokenizer} --clips {input.clips} "
         "--out {output.tokens} --metrics {output.metrics} --threads {threads} > {log} 2>&1"

@@ -2,10 +2,11 @@
 
 rFVD: one seeded window per video of evaluation.rfvd_split of the variant's val_dataset; reals = those clips,
 fakes = their deterministic-SVQ reconstructions, clamped. Real statistics are cached in --cache-dir.
-Inputs:  --tokenizer DIR (a train_tokenizer output), clip stores under --clips-dir, detectors under --detector-dir.
+Inputs:  --tokenizer DIR (a train_tokenizer output), --clips DIR (the clip store of its val_dataset),
+         --detector DIR (that dataset's train_detector output).
 Outputs: --out FILE (JSON; the distance is named by its detector, e.g. "rfvd[clf-synthetic]_720_16f").
 Tiny run: python workflow/scripts/evaluate_tokenizer.py --params params.yaml tests/fixtures/params.tiny.yaml \
-    --variant larp --tokenizer results/tokenizer/larp --clips-dir results/clips --detector-dir results/detector \
+    --variant larp --tokenizer results/tokenizer/larp --clips results/clips/synthetic --detector results/detector/synthetic \
     --cache-dir work/fvd_cache --out results/eval/tokenizer/larp.json
 """
 
@@ -16,13 +17,13 @@ from larp.metrics.stage import run_evaluate_tokenizer
 
 
 def build():
-    p = cli.parser(__doc__, "tokenizer-variant", "tokenizer", "clips-dir", "detector-dir", "cache-dir", "out")
+    p = cli.parser(__doc__, "tokenizer-variant", "tokenizer", "clips", "detector", "cache-dir", "out")
     return p
 
 
 def main(argv=None) -> int:
     return cli.run(argv, build, lambda a, params: run_evaluate_tokenizer(
-        params, a.variant, tokenizer_dir=a.tokenizer, clips_dir=a.clips_dir, detector_dir=a.detector_dir,
+        params, a.variant, tokenizer_dir=a.tokenizer, clips=a.clips, detector_dir=a.detector,
         cache_dir=a.cache_dir, out_path=a.out))
 
 

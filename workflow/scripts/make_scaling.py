@@ -5,7 +5,7 @@ Inputs:  --tokenizer-evals DIR (scaling-<point>-s<seed>.json of evaluate_tokeniz
 Outputs: --out DIR: runs.csv (one row per run), points.csv (mean and std per point), scaling.md (tables), and one
          <figure>.png per entry of params `scaling.figures` (rFVD and gFVD panels).
 Tiny run: python workflow/scripts/make_scaling.py --params params.yaml tests/fixtures/params.tiny.yaml \
-    --tokenizer-evals results/eval/tokenizer --generator-evals results/eval/generator --out reports/scaling
+    --tokenizer-evals results/eval/tokenizer/*.json --generator-evals results/eval/generator/*.json --out reports/scaling
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Inputs:  --tokenizer-evals DIR (<variant>.json of evaluate_tokenizer for every `
 Outputs: --md FILE (Markdown table + protocol and detector notes), --html FILE (that Markdown as one HTML page,
          for snakemake --report), --csv FILE (the same table).
 Tiny run: python workflow/scripts/make_table1.py --params params.yaml tests/fixtures/params.tiny.yaml \
-    --tokenizer-evals results/eval/tokenizer --generator-evals results/eval/generator \
+    --tokenizer-evals results/eval/tokenizer/*.json --generator-evals results/eval/generator/*.json \
     --md reports/table1.md --html reports/table1.html --csv reports/table1.csv
 """
 

@@ -5,7 +5,7 @@ Inputs:  --tokenizer-evals DIR (table2-<variant>-s<seed>.json of evaluate_tokeni
 Outputs: --md FILE (Markdown table), --html FILE (that Markdown as one HTML page, for snakemake --report),
          --csv FILE (per-variant summary), --runs-csv FILE (one row per run).
 Tiny run: python workflow/scripts/make_table2.py --params params.yaml tests/fixtures/params.tiny.yaml \
-    --tokenizer-evals results/eval/tokenizer --generator-evals results/eval/generator \
+    --tokenizer-evals results/eval/tokenizer/*.json --generator-evals results/eval/generator/*.json \
     --md reports/table2.md --html reports/table2.html --csv reports/table2.csv --runs-csv reports/table2_runs.csv
 """
 

@@ -17,14 +17,13 @@ from larp.metrics.stage import run_train_detector
 
 
 def build():
-    p = cli.parser(__doc__, "dataset", "out", "metrics")
-    p.add_argument("--clips", required=True, help="the dataset's clip store (results/clips/<dataset>)")
+    p = cli.parser(__doc__, "dataset", "clips", "out", "metrics")
     return p
 
 
 def main(argv=None) -> int:
     return cli.run(argv, build, lambda a, params: run_train_detector(
-        params, a.dataset, clips_dir=a.clips, out_dir=a.out, metrics_path=a.metrics))
+        params, a.dataset, clips=a.clips, out_dir=a.out, metrics_path=a.metrics))
 
 
 if __name__ == "__main__":

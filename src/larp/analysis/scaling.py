@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ PAPER_TRENDS = (  # Wang et al., ICLR 2025, quoted
 )
 
 
-def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
-                 generator_evals: str | os.PathLike) -> pd.DataFrame:
+def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
+                 generator_evals: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
     """One row per scaling run: point, seed, run, tokenizer preset and prior, tokens, parameter counts, PSNR, SSIM,
     LPIPS (None without the extra), rFVD, gFVD and the metric names behind them. All runs must share both metrics
     (one protocol, detector and clip count), or their distances could not share an axis."""
@@ -161,8 +161,8 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, figures: Mapping[str,
     return "\n".join(lines)
 
 
-def run_make_scaling(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike,
-                     generator_evals: str | os.PathLike, out_dir: str | os.PathLike) -> pd.DataFrame:
+def run_make_scaling(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
+                     generator_evals: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> pd.DataFrame:
     """Aggregate the scaling runs' evaluations; publish ``out_dir`` (runs.csv, points.csv, scaling.md, one PNG per
     figure) atomically; log one MLflow parent run for the sweep with one child run per (point, seed) carrying its
     overrides as parameters. Returns the per-point summary."""

@@ -24,7 +24,7 @@ import torch
 from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows, to_float_video
 from ..errors import StageError
-from ..io import atomic_dir, atomic_file, write_json
+from ..io import atomic_dir, atomic_file, pick_named, write_json
 from ..runtime import resolve_device
 from ..sweeps import SWEEP, ngram_runs  # ngram_runs: torch-free there (the Snakefile reads it); re-exported
 from ..tracking import tracker_for
@@ -68,19 +68,22 @@ def sample_sequences(model, num: int, *, sampling: Mapping[str, Any], batch_size
     return torch.cat(out).numpy(), labels
 
 
-def run_ngrams(params: Mapping[str, Any], *, generator_dir: str | os.PathLike, out_dir: str | os.PathLike,
-               metrics_path: str | os.PathLike) -> dict[str, Any]:
+def run_ngrams(params: Mapping[str, Any], *, generators: str | os.PathLike | Sequence[str | os.PathLike],
+               out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
     """Sample, count, summarise and plot (see module docstring); one row per (label, seed, n) in skew.csv and per
-    (label, seed) in dominance.csv; histograms and dominance curves of the first seed are plotted."""
+    (label, seed) in dominance.csv; histograms and dominance curves of the first seed are plotted. ``generators``:
+    the train_generator outputs of the n-gram runs (``ngram_runs``), or one folder holding them."""
     from ..generator.train import load_generator
 
     a = params[SECTION]["ngrams"]
     device = resolve_device(params["run"]["device"])
     runs, seeds = ngram_runs(params), params[SWEEP]["seeds"]
+    folders = dict(zip(names := [n for ns in runs.values() for n in ns],
+                       pick_named(generators, names, stage="train_generator")))
     skew_rows, doms, hists, curves = [], [], {n: {} for n in a["orders"]}, {}
     for label, names in runs.items():
         for seed, name in zip(seeds, names):
-            model, _ = load_generator(Path(generator_dir) / name, device=device)
+            model, _ = load_generator(folders[name], device=device)
             section = variant_section(params, "generator", "generators", name)
             tokens, labels = sample_sequences(model, a["num_sequences"], sampling=section["sampling"],
                                               batch_size=a["batch_size"], seed=a["seed"], device=device)

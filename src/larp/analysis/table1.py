@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_file, read_json
+from ..io import atomic_file, pick_named, read_json
 from ..tracking import tracker_for
 from .html import markdown_page
 
@@ -245,19 +245,15 @@ def write_table1(table: Table, md_path: str | os.PathLike, csv_path: str | os.Pa
             Path(tmp).write_text(text)
 
 
-def read_evals(folder: str | os.PathLike, names: Sequence[str], stage: str) -> list[dict[str, Any]]:
-    """``<folder>/<name>.json`` for each name, in order; a missing one names the stage job that makes it."""
-    out = []
-    for name in names:
-        path = Path(folder) / f"{name}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist; run {stage}@{name} first")
-        out.append(read_json(path))
-    return out
+def read_evals(files: str | os.PathLike | Sequence[str | os.PathLike], names: Sequence[str],
+               stage: str) -> list[dict[str, Any]]:
+    """The evaluation ``<name>.json`` of each name, in order, from the evaluation files ``files`` (or a folder of
+    them); a missing one names the stage job that makes it."""
+    return [read_json(path) for path in pick_named(files, names, suffix=".json", stage=stage)]
 
 
-def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike,
-                    generator_evals: str | os.PathLike, md_path: str | os.PathLike,
+def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
+                    generator_evals: str | os.PathLike | Sequence[str | os.PathLike], md_path: str | os.PathLike,
                     csv_path: str | os.PathLike, html_path: str | os.PathLike) -> Table:
     """Build Table 1 from the evaluations of every tokenizer and generator variant in params; write and track it."""
     toks = read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")

@@ -10,7 +10,7 @@ block.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ METRICS = ("psnr", "lpips", "rfvd", "gfvd")
 HIGHER_IS_BETTER = {"psnr": True, "lpips": False, "rfvd": False, "gfvd": False}
 
 
-def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike,
-                 generator_evals: str | os.PathLike) -> pd.DataFrame:
+def collect_runs(params: Mapping[str, Any], tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
+                 generator_evals: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
     """One row per sweep run: variant, seed, run, then ``run_scores`` (psnr, ssim, lpips, rfvd, gfvd and the metric
     names behind rfvd/gfvd, one pair for every run).
 
@@ -124,8 +124,8 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> st
     return "\n".join(lines)
 
 
-def run_make_table2(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike,
-                    generator_evals: str | os.PathLike, md_path: str | os.PathLike, csv_path: str | os.PathLike,
+def run_make_table2(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
+                    generator_evals: str | os.PathLike | Sequence[str | os.PathLike], md_path: str | os.PathLike, csv_path: str | os.PathLike,
                     runs_csv: str | os.PathLike, html_path: str | os.PathLike) -> pd.DataFrame:
     """Aggregate the sweep's evaluations, write the Markdown, its HTML page (for ``snakemake --report``) and the CSVs
     atomically, and log one MLflow parent run for the sweep with one child run per (variant, seed) carrying its

@@ -36,18 +36,18 @@ from .train import build_config, evaluate_nll, load_generator, load_tokens, trai
 from .video_io import to_uint8, write_class_grids, write_samples_mp4
 
 
-def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens_dir: str | Path, work_dir: str | Path,
+def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str | Path, work_dir: str | Path,
                         out_dir: str | Path, metrics_path: str | Path, stop_after: int | None = None) -> dict[str, Any]:
-    """Train generator variant ``variant`` on ``<tokens_dir>/<tokenizer>/<dataset>`` and publish weights + metrics."""
+    """Train generator variant ``variant`` on the token folder ``tokens`` (results/tokens/<its tokenizer>/<its
+    dataset>: {train,test}.npz + meta.json) and publish weights + metrics."""
     section = variant_section(params, "generator", "generators", variant)
     train_cfg = training_section(section)
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
     seed = stage_seed(params, section)
     set_seed(seed)
-    folder = Path(tokens_dir) / section["tokenizer"] / section["dataset"]
-    data = load_tokens(folder, "train", section["mode"])
-    val = load_tokens(folder, "test", section["mode"])
+    data = load_tokens(tokens, "train", section["mode"])
+    val = load_tokens(tokens, "test", section["mode"])
 
     t0 = time.perf_counter()
     resolved = {"generator": {**train_cfg, "model": build_config(section, data.meta).to_dict()},  # preset + model.*
@@ -155,12 +155,12 @@ def sample_videos(model, tokenizer, store: ClipStore, windows: list[tuple[int, i
 
 
 def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir: str | Path,
-                      tokenizer_dir: str | Path, clips_dir: str | Path, out_dir: str | Path,
+                      tokenizer_dir: str | Path, clips: str | Path, out_dir: str | Path,
                       metrics_path: str | Path, report_dir: str | Path) -> dict[str, Any]:
     """Sample generator variant ``variant`` by its mode's protocol; publish samples, metrics and report grids.
 
-    ``tokenizer_dir`` and ``clips_dir`` are the parent folders (results/tokenizer, results/clips): the variant's
-    tokenizer and dataset are looked up there.
+    ``tokenizer_dir`` is the variant's tokenizer (results/tokenizer/<its tokenizer>) and ``clips`` the clip store of
+    its dataset (results/clips/<its dataset>): the real clips the protocol conditions on.
     """
     from ..tokenizer.stage import load_tokenizer
 
@@ -168,9 +168,9 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
     sampling, mode = section["sampling"], section["mode"]
     device = resolve_device(params["run"]["device"])
     model, gen_meta = load_generator(generator_dir, device=device)
-    tokenizer, _ = load_tokenizer(Path(tokenizer_dir) / section["tokenizer"], device=device)
+    tokenizer, _ = load_tokenizer(tokenizer_dir, device=device)
     split = "train" if mode == "class" else "test"
-    store = ClipStore(Path(clips_dir) / section["dataset"], split)
+    store = ClipStore(clips, split)
     _check_inputs(section, gen_meta, tokenizer.cfg, store)
     protocol = "class-conditional gFVD" if mode == "class" else "frame prediction"
     windows = _real_clips(store, tokenizer.cfg.frames, sampling["num_videos"], params["clips"]["gfvd_seed"], protocol)

@@ -105,9 +105,10 @@ def _record_i3d(section: Mapping[str, Any], dataset: str) -> dict[str, Any]:
             "path": str(path), "weights_hash": I3D_GIT_BLOB_SHA1}
 
 
-def run_train_detector(params: Mapping[str, Any], dataset: str, *, clips_dir: str | Path, out_dir: str | Path,
+def run_train_detector(params: Mapping[str, Any], dataset: str, *, clips: str | Path, out_dir: str | Path,
                        metrics_path: str | Path) -> dict[str, Any]:
-    """Publish the feature detector of ``dataset`` in ``out_dir`` (detector.json, + model.safetensors).
+    """Publish the feature detector of ``dataset`` (clip store ``clips``) in ``out_dir`` (detector.json, +
+    model.safetensors).
 
     kind i3d: verify the I3D file's checksum and record it (no training). kind classifier: train a
     VideoClassifier on random windows (with random horizontal flips) of the dataset's train split and report its
@@ -124,7 +125,7 @@ def run_train_detector(params: Mapping[str, Any], dataset: str, *, clips_dir: st
                 metrics: dict[str, Any] = {"kind": "i3d", "feature_dim": info["feature_dim"]}
                 write_json(tmp / "detector.json", info)
             else:
-                info, metrics, model = _train_classifier(params, dataset, Path(clips_dir), tracker)
+                info, metrics, model = _train_classifier(params, dataset, Path(clips), tracker)
                 save_weights(tmp / "model.safetensors", model.state_dict(),
                              {"classifier_config": model.config.to_dict(), "dataset": dataset,
                               "git_commit": git_commit(), "metrics": metrics})
@@ -136,13 +137,13 @@ def run_train_detector(params: Mapping[str, Any], dataset: str, *, clips_dir: st
     return metrics
 
 
-def _train_classifier(params: Mapping[str, Any], dataset: str, clips_dir: Path,
+def _train_classifier(params: Mapping[str, Any], dataset: str, clips: Path,
                       tracker: Any) -> tuple[dict[str, Any], dict[str, Any], VideoClassifier]:
     cfg_in, frames = params["detector"]["classifier"], params["clips"]["frames"]
     device = resolve_device(params["run"]["device"])
     seed = int(params["run"]["seed"])
     set_seed(seed)
-    train, test = ClipStore(clips_dir, "train"), ClipStore(clips_dir, "test")
+    train, test = ClipStore(clips, "train"), ClipStore(clips, "test")
     cfg = ClassifierConfig(num_classes=train.num_classes, width=cfg_in["width"], feature_dim=cfg_in["feature_dim"],
                            frames=frames, resolution=cfg_in["resolution"])
     model = VideoClassifier(cfg).to(device)
@@ -203,9 +204,9 @@ def load_detector(detector_dir: str | Path, kind: str, device: str = "cpu") -> t
     return ClassifierDetector(model, info["tag"]), info
 
 
-def _detector_for(params: Mapping[str, Any], detector_dir: str | Path, dataset: str, frames: int,
+def _detector_for(params: Mapping[str, Any], detector_dir: str | Path, frames: int,
                   device: str) -> tuple[Detector, dict[str, Any]]:
-    detector, info = load_detector(Path(detector_dir) / dataset, params["detector"]["kind"], device)
+    detector, info = load_detector(detector_dir, params["detector"]["kind"], device)
     if info["kind"] == "classifier" and info["config"]["frames"] != frames:
         raise StageError(f"the {info['name']} detector takes {info['config']['frames']}-frame clips but the clips "
                          f"scored have {frames}; re-run train_detector with clips.frames = {frames}")
@@ -240,30 +241,32 @@ def _finite_mean(values: list[torch.Tensor]) -> float | None:
 
 @torch.no_grad()
 def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer_dir: str | Path,
-                           clips_dir: str | Path, detector_dir: str | Path, cache_dir: str | Path,
+                           clips: str | Path, detector_dir: str | Path, cache_dir: str | Path,
                            out_path: str | Path) -> dict[str, Any]:
-    """rFVD, PSNR, SSIM and LPIPS of tokenizer ``variant`` on its val_dataset (rFVD protocol, module docstring)."""
+    """rFVD, PSNR, SSIM and LPIPS of tokenizer ``variant`` on its val_dataset (rFVD protocol, module docstring):
+    ``clips`` is that dataset's clip store and ``detector_dir`` its train_detector output."""
     from ..tokenizer.presets import count_parameters
     from ..tokenizer.stage import load_tokenizer
 
-    section, ev, clips = variant_section(params, "tokenizer", "tokenizers", variant), params["evaluation"], params["clips"]
+    section, ev = variant_section(params, "tokenizer", "tokenizers", variant), params["evaluation"]
+    clip_cfg = params["clips"]
     dataset, split, batch = section["val_dataset"], ev["rfvd_split"], ev["batch_size"]
     device = resolve_device(params["run"]["device"])
     model, _ = load_tokenizer(tokenizer_dir, device=device)
     cfg = model.cfg
-    store = ClipStore(Path(clips_dir) / dataset, split)
+    store = ClipStore(clips, split)
     if store.resolution != cfg.resolution:
         raise StageError(f"clip store {store.root} holds {store.resolution}px clips but tokenizer {variant} expects "
                          f"{cfg.resolution}px; re-run extract_clips and train_tokenizer with the same clips settings")
-    detector, info = _detector_for(params, detector_dir, dataset, cfg.frames, device)
-    windows = rfvd_windows(store, cfg.frames, clips["rfvd_seed"])[: ev["rfvd_max_videos"] or None]
+    detector, info = _detector_for(params, detector_dir, cfg.frames, device)
+    windows = rfvd_windows(store, cfg.frames, clip_cfg["rfvd_seed"])[: ev["rfvd_max_videos"] or None]
     key = RealStatsKey(detector=info["name"], detector_hash=info["weights_hash"], dataset=dataset,
                        store=store_fingerprint(store), split=split, protocol="rfvd", n=len(windows),
-                       seed=clips["rfvd_seed"], frames=cfg.frames, resolution=store.resolution, resize="none",
+                       seed=clip_cfg["rfvd_seed"], frames=cfg.frames, resolution=store.resolution, resize="none",
                        windows=windows_digest(windows))
     t0 = time.perf_counter()
     with tracker_for(params, stage="evaluate_tokenizer", variant=variant, study="evaluation",
-                     resolved={"evaluation": ev, "clips": clips, "tokenizer": section, "detector": info}) as tracker:
+                     resolved={"evaluation": ev, "clips": clip_cfg, "tokenizer": section, "detector": info}) as tracker:
         real = load_real_stats(cache_dir, key)
         new_real = FeatureStats(detector.feature_dim) if real is None else None
         fake = FeatureStats(detector.feature_dim)
@@ -283,12 +286,12 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
         if new_real is not None:
             save_real_stats(cache_dir, key, new_real)
             real = new_real
-        health = tokenizer_health(model, Path(clips_dir) / dataset, ev["health"], cfg.frames, batch, device)
+        health = tokenizer_health(model, clips, ev["health"], cfg.frames, batch, device)
         name = metric_name(info["name"], "rfvd", len(windows), cfg.frames)
         metrics = {
             "stage": "evaluate_tokenizer", "variant": variant, "kind": cfg.kind, "dataset": dataset, "split": split,
             "protocol": "rfvd", "num_clips": len(windows), "frames": cfg.frames, "resolution": cfg.resolution,
-            "seed": clips["rfvd_seed"], "svq": "deterministic", "detector": _detector_record(info),
+            "seed": clip_cfg["rfvd_seed"], "svq": "deterministic", "detector": _detector_record(info),
             "metric": name, name: fvd_from_stats(fake, real), "psnr": _finite_mean(psnrs),
             "ssim": float(torch.cat(ssims).mean()), "lpips": lpips_sum / frames_seen if frames_seen else None,
             "lpips_status": lpips_status, "params_tokenizer": count_parameters(model, include_prior=False),
@@ -336,9 +339,10 @@ def _protocol_windows(store: ClipStore, real_index: np.ndarray, frames: int, see
 
 
 def run_evaluate_generator(params: Mapping[str, Any], variant: str, *, samples_dir: str | Path,
-                           generator_dir: str | Path, clips_dir: str | Path, detector_dir: str | Path,
+                           generator_dir: str | Path, clips: str | Path, detector_dir: str | Path,
                            cache_dir: str | Path, out_path: str | Path) -> dict[str, Any]:
-    """Class-conditional gFVD or frame-prediction FVD of generator ``variant``'s samples (module docstring)."""
+    """Class-conditional gFVD or frame-prediction FVD of generator ``variant``'s samples (module docstring):
+    ``clips`` is its dataset's clip store and ``detector_dir`` that dataset's train_detector output."""
     section, ev = variant_section(params, "generator", "generators", variant), params["evaluation"]
     mode, dataset, batch = section["mode"], section["dataset"], ev["batch_size"]
     samples_dir = Path(samples_dir)
@@ -350,7 +354,7 @@ def run_evaluate_generator(params: Mapping[str, Any], variant: str, *, samples_d
     videos = np.load(samples_dir / "videos.npy", mmap_mode="r")  # (N, T, H, W, 3) uint8
     n, frames = videos.shape[:2]
     split = "train" if mode == "class" else "test"
-    store = ClipStore(Path(clips_dir) / dataset, split)
+    store = ClipStore(clips, split)
     if videos.shape[2] != store.resolution:
         raise StageError(f"samples are {videos.shape[2]}px but clip store {store.root} holds {store.resolution}px "
                          "clips; re-run sample_videos")
@@ -359,7 +363,7 @@ def run_evaluate_generator(params: Mapping[str, Any], variant: str, *, samples_d
     size = ev["fp_resolution"] if mode == "fp" else None
     protocol = f"fp-fvd{size}" if mode == "fp" else "gfvd"
     device = resolve_device(params["run"]["device"])
-    detector, info = _detector_for(params, detector_dir, dataset, frames, device)
+    detector, info = _detector_for(params, detector_dir, frames, device)
     key = RealStatsKey(detector=info["name"], detector_hash=info["weights_hash"], dataset=dataset,
                        store=store_fingerprint(store), split=split, protocol=protocol, n=n, seed=seed, frames=frames,
                        resolution=size or store.resolution, resize=FP_RESIZE if size else "none",

@@ -7,13 +7,14 @@ Each resolves its variant from params, opens its inputs, runs the library, and p
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import variant_section
 from ..data.clips import ClipStore, across_classes, rfvd_windows
 from ..generator.video_io import side_by_side, to_uint8, write_mp4
+from ..errors import StageError
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import CurveLog, curves_path, tracker_for
@@ -21,19 +22,20 @@ from .presets import count_parameters
 from .train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 
 
-def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, clips_dir: str | Path, work_dir: str | Path,
-                        out_dir: str | Path, metrics_path: str | Path, report_dir: str | Path,
-                        stop_after: int | None = None) -> dict[str, float]:
-    """Train tokenizer variant ``variant`` and publish weights, metrics and a reconstruction figure."""
+def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips: Sequence[str | Path],
+                        val_clips: str | Path, work_dir: str | Path, out_dir: str | Path, metrics_path: str | Path,
+                        report_dir: str | Path, stop_after: int | None = None) -> dict[str, float]:
+    """Train tokenizer variant ``variant`` on the clip stores ``train_clips`` (their train splits: the variant's
+    ``train_datasets``), validate on ``val_clips`` (its ``val_dataset``, test split), and publish weights, metrics
+    and a reconstruction figure."""
     section = variant_section(params, "tokenizer", "tokenizers", variant)
     clips = params["clips"]
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
     seed = stage_seed(params, section)
     set_seed(seed)
-    clips_dir = Path(clips_dir)
-    train_stores = [ClipStore(clips_dir / name, "train") for name in section["train_datasets"]]
-    val_store = ClipStore(clips_dir / section["val_dataset"], "test")
+    train_stores = [ClipStore(store, "train") for store in train_clips]
+    val_store = ClipStore(val_clips, "test")
 
     t0 = time.perf_counter()
     # every key after presets and overrides: the section plus the model configuration it builds (preset + model.*)
@@ -94,9 +96,10 @@ def load_tokenizer(path: str | Path, device: str = "cpu"):
 
 
 
-def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, clips_dir: str | Path,
+def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, clips: Sequence[str | Path],
                       out_dir: str | Path, metrics_path: str | Path) -> dict[str, Any]:
-    """Encode the train and test chunks of every dataset with deterministic SVQ; publish ``<out>/<dataset>/*.npz``."""
+    """Encode the train and test chunks of each clip store in ``clips`` (results/clips/<dataset>) with deterministic
+    SVQ; publish ``<out>/<dataset>/*.npz``, the dataset named by its store's folder."""
     import numpy as np
 
     from .encode import encode_store, token_stats
@@ -110,10 +113,13 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
                      resolved={"tokens": cfg, "tokenizer": {"model": meta["model_config"]}}) as tracker:
         with atomic_outputs() as outs:  # the tokens folder and the metrics file as one publication, tokens last
             tmp = outs.dir(out_dir)
-            for name in sorted(params["datasets"]):
+            names = [Path(c).name for c in clips]
+            if len(set(names)) != len(names):
+                raise StageError(f"encode_tokens: two clip stores share a dataset name: {[str(c) for c in clips]}")
+            for root, name in sorted(zip(clips, names), key=lambda c: c[1]):
                 (tmp / name).mkdir()
                 for split in ("train", "test"):
-                    store = ClipStore(Path(clips_dir) / name, split)
+                    store = ClipStore(root, split)
                     arrays = encode_store(model, store, batch=cfg["batch_size"], device=device,
                                           flip=cfg["flip_augment"] and split == "train",
                                           context=cfg["fp_context_frames"], desc=f"{name}/{split}")
