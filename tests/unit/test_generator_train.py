@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from larp.config import ParamsError, load_params, validate_params
+from larp.generator.config import GeneratorTraining
 from larp.generator.model import ARGenerator
 from larp.generator.presets import get_preset
 from larp.generator.train import TokenBatches, TokenData, build_optimizer, evaluate_nll, load_tokens, train_generator
@@ -40,6 +41,11 @@ def section(**overrides) -> dict:
     return base | overrides
 
 
+def train(cfg: dict, data: TokenData, **kwargs):
+    """train_generator on the section ``cfg`` (its typed training settings built from it)."""
+    return train_generator(GeneratorTraining.from_section(cfg), cfg, data, **kwargs)
+
+
 @pytest.mark.parametrize("mode,cpu_bf16", [("class", False), ("fp", False), ("class", True)])
 def test_training_reduces_the_loss(tmp_path, mode, cpu_bf16):
     """Learns in fp32 and in CPU bf16 autocast (generator.cpu_bf16: true forces it where auto would not)."""
@@ -47,7 +53,7 @@ def test_training_reduces_the_loss(tmp_path, mode, cpu_bf16):
     data = token_data(mode)
     steps = 80
     cfg = section(mode=mode, steps=steps, batch_size=16, checkpoint_every=100, log_every=10, cpu_bf16=cpu_bf16)
-    result = train_generator(cfg, data, work_dir=tmp_path, seed=0, device="cpu")
+    result = train(cfg, data, work_dir=tmp_path, seed=0, device="cpu")
     after = evaluate_nll(result.model, data, device="cpu", limit=32, batch=16)["val_loss"]
     assert after < 0.5 * math.log(V), f"loss {after:.3f} did not fall below half of ln V = {math.log(V):.3f}"
     assert result.steps == steps and set(result.metrics) == {"train_loss", "train_acc"}
@@ -56,10 +62,10 @@ def test_training_reduces_the_loss(tmp_path, mode, cpu_bf16):
 def test_resumed_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
     data, cfg = token_data(), section()
-    first = train_generator(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu", stop_after=3)
+    first = train(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu", stop_after=3)
     assert first.steps == 3
-    resumed = train_generator(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
-    straight = train_generator(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu")
+    resumed = train(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
+    straight = train(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu")
     a, b = resumed.model.state_dict(), straight.model.state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from an uninterrupted run"
@@ -79,7 +85,7 @@ def test_nan_loss_stops_and_keeps_a_checkpoint_from_before_the_step(tmp_path, mo
 
     monkeypatch.setattr(ARGenerator, "forward", poisoned)
     with pytest.raises(NonFiniteLoss, match=r"step 4.*checkpoint.pt of step 2 \(before the non-finite step\) is kept"):
-        train_generator(section(steps=8), token_data(), work_dir=tmp_path, seed=0, device="cpu")
+        train(section(steps=8), token_data(), work_dir=tmp_path, seed=0, device="cpu")
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["step"] == 2
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
@@ -90,18 +96,26 @@ def test_resumed_metrics_equal_uninterrupted_ones(tmp_path):
     and train_loss / train_acc of an uninterrupted run."""
     torch.set_num_threads(1)
     data, cfg = token_data(), section(steps=6, log_every=4, checkpoint_every=3)
-    full = train_generator(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
-    train_generator(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu", stop_after=5)
-    resumed = train_generator(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu")
-    again = train_generator(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
+    full = train(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
+    train(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu", stop_after=5)
+    resumed = train(cfg, data, work_dir=tmp_path / "b", seed=3, device="cpu")
+    again = train(cfg, data, work_dir=tmp_path / "a", seed=3, device="cpu")
     assert set(full.metrics) == {"train_loss", "train_acc"} and full.steps == 6
     for run in (resumed, again):
         assert (run.steps, run.metrics) == (full.steps, full.metrics)
 
 
+def test_settings_of_another_section_are_refused(tmp_path):
+    """The checkpoint identity is the section passed: settings built from another one would resume wrongly."""
+    with pytest.raises(ValueError, match="differs from GeneratorTraining.from_section"):
+        train_generator(GeneratorTraining.from_section(section(steps=5)), section(), token_data(), work_dir=tmp_path,
+                        seed=0, device="cpu")
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_weight_decay_only_on_linear_weights():
     model = ARGenerator(get_preset("tiny", vocab_size=V, num_tokens=N, num_classes=C))
-    opt = build_optimizer(model, section(weight_decay=0.05, lr=6.0e-4))
+    opt = build_optimizer(model, GeneratorTraining.from_section(section(weight_decay=0.05, lr=6.0e-4)))
     decay, no_decay = opt.param_groups
     linear = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0

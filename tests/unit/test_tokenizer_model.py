@@ -208,7 +208,7 @@ def test_config_round_trip() -> None:
     for cfg in (TOKENIZER_PRESETS["embedded"], get_preset("tiny", prior=None, kind="patchwise")):
         back = TokenizerConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
         assert back == cfg
-    with pytest.raises(ValueError, match="unknown TokenizerConfig keys"):
+    with pytest.raises(ValueError, match="TokenizerConfig: unknown keys"):
         TokenizerConfig.from_dict({"widht": 3})
 
 

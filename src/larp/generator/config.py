@@ -1,19 +1,24 @@
 """Configuration of the AR generator (sequence layouts: larp.generator.model).
 
 A plain dataclass, importable without torch: the parameter validation (larp.config, run at every Snakemake parse)
-builds every generator variant's configuration with it. larp.generator.model re-exports it.
+builds every generator variant's configuration with it. larp.generator.model re-exports it. :class:`GeneratorTraining`
+is the typed view of the training keys of the ``generator`` params section that larp.generator.train reads.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from larp.dictconfig import DictIO, dataclass_from_section
 
 MODES = ("class", "fp")
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(DictIO):
     """Generator hyper-parameters; defaults are the released `llama-abs-LP` model (facts §5)."""
 
     mode: str = "class"  # "class" (one class-token prefix, UCF-101) | "fp" (frame prediction, K600); paper Sec. 4.1
@@ -66,13 +71,45 @@ class GeneratorConfig:
         """Rows of the token embedding table: V, plus the [sep] row (id V) in fp mode."""
         return self.vocab_size + (1 if self.mode == "fp" else 0)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GeneratorTraining:
+    """How a generator trains: the training keys of the resolved ``generator`` params section (larp.generator.train).
+
+    Built once with :meth:`from_section`; the keys it does not own are listed in :data:`GENERATOR_OTHER_KEYS`.
+    """
+
+    # length and batch: optimisation steps; global batch of token sequences, split over the torchrun processes
+    steps: int
+    batch_size: int
+    # AdamW (facts §5): base lr, betas, weight decay on Linear weights only (presets.param_groups)
+    lr: float
+    betas: tuple[float, float]
+    weight_decay: float
+    # schedule: linear warm-up from min_lr_mult x lr over warmup_steps, then cosine decay to min_lr_mult x lr
+    warmup_steps: int
+    min_lr_mult: float
+    # bf16 autocast on CPU: True, False or "auto" (only where the CPU has bf16 matrix units; larp.runtime)
+    cpu_bf16: bool | str
+    # steps between resumable checkpoints and between logged training metrics
+    checkpoint_every: int
+    log_every: int
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GeneratorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"GeneratorConfig.from_dict: unknown keys {unknown}; expected a subset of {sorted(known)}")
-        return cls(**d)
+    def from_section(cls, section: Mapping[str, Any]) -> GeneratorTraining:
+        """The training settings of a resolved ``generator`` section; ValueError naming a missing key."""
+        return dataclass_from_section(cls, section, "generator")
+
+
+# Keys of the ``generator`` section that GeneratorTraining does not own, and who reads them instead.
+GENERATOR_OTHER_KEYS: dict[str, str] = {
+    "seed": "the stage's seed (larp.runtime.stage_seed)",
+    "preset": "the model: build_config -> GeneratorConfig",
+    "model": "the model: build_config -> GeneratorConfig",
+    "mode": "the model and the token files read: build_config, load_tokens",
+    "tokenizer": "the workflow: whose token files are trained on",
+    "dataset": "the workflow: which dataset's token files are trained on",
+    "eval_clips": "the stage's validation after training (run_train_generator)",
+    "sampling": "sample_videos only (not part of training)",
+}

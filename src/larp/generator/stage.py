@@ -30,6 +30,7 @@ from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed, stage_seed
 from ..tracking import CurveLog, curves_path, tracker_for
+from .config import GeneratorTraining
 from .presets import count_parameters
 from .sampling import generate
 from .train import build_config, evaluate_nll, load_generator, load_tokens, train_generator, training_section
@@ -42,6 +43,7 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str 
     dataset>: {train,test}.npz + meta.json) and publish weights + metrics."""
     section = variant_section(params, "generator", "generators", variant)
     train_cfg = training_section(section)
+    training = GeneratorTraining.from_section(section)
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
     seed = stage_seed(params, section)
@@ -55,13 +57,13 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str 
     with tracker_for(params, stage="train_generator", variant=variant, study="generator", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         curves = CurveLog(work_dir, tracker.log_metrics)  # MLflow step metrics + the DVC plot's CSV
-        result = train_generator(train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
+        result = train_generator(training, train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
                                  log=curves.log, stop_after=stop_after)
         barrier(dist)
-        if (stop_after is not None and result.steps < section["steps"]) or not dist.is_main:
+        if (stop_after is not None and result.steps < training.steps) or not dist.is_main:
             return result.metrics
         evaluated = evaluate_nll(result.model, val, device=device, limit=section["eval_clips"],
-                                 batch=section["batch_size"])
+                                 batch=training.batch_size)
         metrics = {**result.metrics, **evaluated, "steps": result.steps, "seconds": time.perf_counter() - t0,
                    "params_generator": count_parameters(result.model), "train_examples": len(data)}
         meta = {"model_config": result.config.to_dict(), "stage_config": train_cfg, "variant": variant,

@@ -31,6 +31,7 @@ from ..io import read_json
 from ..npzmap import chunked, load_npz
 from ..runtime import Dist, autocast_for, progress
 from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
+from .config import GeneratorTraining
 from .model import ARGenerator, GeneratorConfig
 from .presets import get_preset, param_groups
 
@@ -117,10 +118,9 @@ class TokenBatches:
                 torch.from_numpy(self.data.cond[idx].astype(np.int64)))
 
 
-def build_optimizer(model: nn.Module, section: Mapping[str, Any]) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, training: GeneratorTraining) -> torch.optim.AdamW:
     """AdamW with weight decay on Linear weights only (presets.param_groups; facts §5)."""
-    return torch.optim.AdamW(param_groups(model, section["weight_decay"]), lr=section["lr"],
-                             betas=tuple(section["betas"]))
+    return torch.optim.AdamW(param_groups(model, training.weight_decay), lr=training.lr, betas=training.betas)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -138,23 +138,30 @@ def _token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == tokens).float().mean()
 
 
-def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: str | Path, seed: int, device: str,
-                    dist: Dist = Dist(), log: Callable[[dict[str, float], int], None] | None = None,
+def train_generator(training: GeneratorTraining, section: Mapping[str, Any], data: TokenData, *,
+                    work_dir: str | Path, seed: int, device: str, dist: Dist = Dist(),
+                    log: Callable[[dict[str, float], int], None] | None = None,
                     stop_after: int | None = None) -> TrainResult:
-    """Train for ``section['steps']`` steps (resuming from ``work_dir``); return the model and the last window's means.
+    """Train for ``training.steps`` steps (resuming from ``work_dir``); return the model and the last window's means.
 
-    ``stop_after`` ends the process's work early at that step after checkpointing (used to test resumption).
+    ``training`` holds the training settings, built from the resolved generator ``section`` with
+    :meth:`GeneratorTraining.from_section`; the section itself builds the model (preset, model, mode) and, without
+    its ``sampling`` part, identifies the checkpoint a run resumes from. ``stop_after`` ends the process's work early
+    at that step after checkpointing (used to test resumption).
     """
+    if training != GeneratorTraining.from_section(section):  # the checkpoint identity must describe the run
+        raise ValueError("train_generator: `training` differs from GeneratorTraining.from_section(section); build it "
+                         "from the section that is passed")
     cfg = build_config(section, data.meta)
-    steps, world = int(section["steps"]), dist.world
-    if section["batch_size"] % world:
-        raise ValueError(f"generator.batch_size {section['batch_size']} is not divisible by the {world} processes")
-    batch = section["batch_size"] // world
+    steps, world = training.steps, dist.world
+    if training.batch_size % world:
+        raise ValueError(f"generator.batch_size {training.batch_size} is not divisible by the {world} processes")
+    batch = training.batch_size // world
 
     torch.manual_seed(seed)  # identical initial weights on every rank
     model = ARGenerator(cfg).to(device)
     torch.manual_seed(seed + 1 + dist.rank)  # per-rank stream for dropout and class dropout
-    opt = build_optimizer(model, section)
+    opt = build_optimizer(model, training)
     net: nn.Module = model
     if world > 1:
         ddp_kw = {"device_ids": [dist.local_rank]} if device == "cuda" else {}
@@ -167,16 +174,16 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
     start = ckpt.resume(objects, "train_generator", dist.is_main)
 
     batches = TokenBatches(data, batch, world, seed, dist.rank)
-    amp = autocast_for(device, section["cpu_bf16"])  # bf16 on GPU; on CPU per cpu_bf16; the loss stays fp32
+    amp = autocast_for(device, training.cpu_bf16)  # bf16 on GPU; on CPU per cpu_bf16; the loss stays fp32
     meter = Throughput()
     model.train()
     bar = progress(total=steps, initial=start, desc="train_generator", disable=None if dist.is_main else True)
     done = start
     for step in range(start, steps):
         tokens, cond = (t.to(device, non_blocking=True) for t in batches.batch_at(step))
-        mult = lr_multiplier(step, steps, section["warmup_steps"], section["min_lr_mult"])
+        mult = lr_multiplier(step, steps, training.warmup_steps, training.min_lr_mult)
         for g in opt.param_groups:
-            g["lr"] = section["lr"] * mult
+            g["lr"] = training.lr * mult
         with amp:
             logits = net(tokens, cond)  # (B, n, V)
         loss = F.cross_entropy(rearrange(logits, "b n v -> (b n) v").float(), rearrange(tokens, "b n -> (b n)"))
@@ -189,14 +196,14 @@ def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: st
         window.add({"loss": loss.item(), "acc": _token_accuracy(logits.detach(), tokens).item()})
         bar.update(1)
         done = step + 1
-        if done % section["log_every"] == 0 or done == steps:
-            logged = all_mean(window.mean(), dist, device) | {"lr": section["lr"] * mult, "tokens_per_s": meter.rate()}
+        if done % training.log_every == 0 or done == steps:
+            logged = all_mean(window.mean(), dist, device) | {"lr": training.lr * mult, "tokens_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['loss']:.4f}", acc=f"{logged['acc']:.3f}")
             if log is not None and dist.is_main:
                 log(logged, done)
             if bar.disable and dist.is_main:
                 log_line("train_generator", done, steps, logged, ("loss", "acc", "lr", "tokens_per_s"))
-        if ckpt.end_of_step(done, steps, section["checkpoint_every"], objects, dist.is_main, stop_after):
+        if ckpt.end_of_step(done, steps, training.checkpoint_every, objects, dist.is_main, stop_after):
             break
     bar.close()
     final = all_mean(window.last, dist, device)

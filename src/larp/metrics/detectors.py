@@ -20,7 +20,7 @@ import re
 import shutil
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import reduce
 from torch import Tensor, nn
 
+from larp.dictconfig import DictIO
 from larp.io import atomic_file, file_digest
 from larp.metrics.recon import resize_videos
 
@@ -140,25 +141,13 @@ class I3DDetector:
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(DictIO):
     num_classes: int = 2  # synthetic motion classes by default; 101 for UCF-101
     width: int = 16  # channels of the first stage; stages use width x (1, 2, 4, 8)
     feature_dim: int = 128  # penultimate feature size (I3D uses 400); kept small so covariances stay well sampled
     frames: int = 16  # clip length the detector accepts (LARP clips are 16 frames, facts §6)
     resolution: int = 64  # inputs are resized to this square size, like I3D's internal resize
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ClassifierConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"ClassifierConfig.from_dict: unknown keys {sorted(unknown)}; expected a subset of {sorted(known)}"
-            )
-        return cls(**d)
 
 
 class VideoClassifier(nn.Module):

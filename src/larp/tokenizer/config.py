@@ -4,14 +4,19 @@ Plain dataclasses, importable without torch: the parameter validation (larp.conf
 builds every variant's configuration with them, so a shape rule has one definition. The model modules re-export
 them (larp.tokenizer.model.TokenizerConfig / check_vit_shape, larp.tokenizer.prior.PriorConfig,
 larp.tokenizer.losses.DiscriminatorConfig, larp.tokenizer.encode.check_context); the presets and
-``build_config`` live in larp.tokenizer.presets.
+``build_config`` live in larp.tokenizer.presets. :class:`TokenizerTraining` is the typed view of the training keys of
+the ``tokenizer`` params section that larp.tokenizer.train reads.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from larp.dictconfig import DictIO, dataclass_from_section
+
 
 
 def check_vit_shape(frames: int, resolution: int, patch_t: int, patch_s: int, width: int, heads: int) -> None:
@@ -55,7 +60,7 @@ class PriorConfig:
 
 
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(DictIO):
     """LARP tokenizer hyper-parameters. Defaults = the official LARP-L cfg except the codebook dimension.
 
     codebook_dim: 8 as the paper (§4.1, "factorized codebook ... 8192 and d' = 8"); the official cfg uses 16.
@@ -138,21 +143,6 @@ class TokenizerConfig:
         """Number of discrete tokens per clip: n (holistic) or the number of patches (patchwise)."""
         return self.num_tokens if self.kind == "holistic" else self.num_patches
 
-    def to_dict(self) -> dict:
-        """Plain JSON-serialisable dict (for self-describing checkpoints)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TokenizerConfig:
-        """Inverse of `to_dict`; rejects unknown keys."""
-        d = copy.deepcopy(d)
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TokenizerConfig keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        if d.get("prior") is not None:
-            d["prior"] = PriorConfig(**d["prior"])
-        return cls(**d)
 
 
 @dataclass
@@ -181,3 +171,104 @@ def check_context(context: int, frames: int) -> None:
     """The frame-prediction condition keeps 1 .. ``frames`` frames of a clip (also checked in params validation)."""
     if not 1 <= context <= frames:
         raise ValueError(f"fp_context_frames must be in [1, {frames}], found {context}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training settings: the typed view of a params section
+
+@dataclass(frozen=True)
+class TokenizerLoss:
+    """The ``tokenizer.loss`` section: weights of the terms of L = l1·L1 + mse·MSE + lpips·LPIPS + quant·L_SVQ +
+    gan·L_G (+ prior_weight·α·L_prior, paper Eq. 8) and when / how the discriminator trains."""
+
+    l1_weight: float      # L1 reconstruction (paper A.1: 1)
+    mse_weight: float     # squared-error reconstruction (paper / official: 0)
+    lpips_weight: float   # LPIPS perceptual loss (paper 1; 0 = not computed, no VGG weights needed)
+    quant_weight: float   # x the SVQ loss (commitment + codebook terms)
+    gan_weight: float     # adversarial generator loss (paper 0.3); 0 = no discriminator at all
+    gan_start: int        # step from which the GAN terms (both sides) are on
+    lecam_weight: float   # LeCam regulariser of the discriminator loss, applied once
+    disc_every: int       # one discriminator update every this many tokenizer updates
+    disc_lr_mult: float   # discriminator lr = this x the tokenizer's scheduled lr
+
+
+@dataclass(frozen=True)
+class DiscriminatorSize:
+    """The ``tokenizer.discriminator`` section: the ViT discriminator's size. Its clip geometry and patchify come
+    from the tokenizer (:class:`DiscriminatorConfig` takes both)."""
+
+    width: int
+    depth: int
+    heads: int
+
+
+@dataclass(frozen=True)
+class TokenizerTraining:
+    """How a tokenizer trains: the training keys of the resolved ``tokenizer`` params section (larp.tokenizer.train).
+
+    Built once with :meth:`from_section`; the keys it does not own are listed in :data:`TOKENIZER_OTHER_KEYS`.
+    """
+
+    # length and batch: optimisation steps; global batch of clips, split over the torchrun processes
+    steps: int
+    batch_size: int
+    # Adam and its schedule: base lr and betas; linear warm-up from min_lr_mult x lr over warmup_steps, then cosine
+    # decay to min_lr_mult x lr at the last step (larp.training.lr_multiplier)
+    lr: float
+    betas: tuple[float, float]
+    warmup_steps: int
+    min_lr_mult: float
+    # AR prior: its lr is prior_lr_mult x lr, under the schedule when prior_lr_mult_scheduled (paper), else the
+    # schedule overwrites the multiplier (official trainer, facts §8.1); prior_weight is α of Eq. 8. Its loss is off
+    # before prior_start_frac of training, then ramps linearly to 1 over prior_ramp_frac (both 0: always 1, the
+    # paper). At small scale the prior, whose loss is easiest to lower by making every token the same code,
+    # collapses the codebook before the reconstruction has formed; starting it later lets the codes carry content
+    # first (README "Embedded default").
+    prior_lr_mult: float
+    prior_lr_mult_scheduled: bool
+    prior_weight: float
+    prior_start_frac: float
+    prior_ramp_frac: float
+    # scheduled sampling of the prior: 2 forward rounds (1 = the "no scheduled sampling" ablation), the mixing rate
+    # peaking at ss_peak at ss_peak_frac of training (larp.tokenizer.prior.ss_rate)
+    ss_rounds: int
+    ss_peak: float
+    ss_peak_frac: float
+    # quantisation: argmax SVQ in training (the "deterministic quantization" ablation); codebook init "kaiming"
+    # (official) or "kmeans" of the encoder outputs of codebook_init_clips clips
+    deterministic_quantization: bool
+    codebook_init: str
+    codebook_init_clips: int
+    # data: random horizontal flip per clip; DataLoader worker processes (0 = load in the training process)
+    flip: bool
+    num_workers: int
+    # routing warm-up (holistic only): an extra attention-logit bias between each token and its patches, on top of
+    # the model's own routing_bias, decaying linearly from routing_warmup_bias to 0 at routing_frac of training
+    routing_warmup_bias: float
+    routing_frac: float
+    # bf16 autocast on CPU: True, False or "auto" (only where the CPU has bf16 matrix units; larp.runtime)
+    cpu_bf16: bool | str
+    # steps between resumable checkpoints and between logged training metrics
+    checkpoint_every: int
+    log_every: int
+    # loss weights and the discriminator's size
+    loss: TokenizerLoss
+    discriminator: DiscriminatorSize
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> TokenizerTraining:
+        """The training settings of a resolved ``tokenizer`` section; ValueError naming a missing key."""
+        return dataclass_from_section(cls, section, "tokenizer")
+
+
+# Keys of the ``tokenizer`` section that TokenizerTraining does not own, and who reads them instead.
+TOKENIZER_OTHER_KEYS: dict[str, str] = {
+    "seed": "the stage's seed (larp.runtime.stage_seed)",
+    "preset": "the model: build_config -> TokenizerConfig",
+    "model": "the model: build_config -> TokenizerConfig",
+    "prior": "the model: build_config -> PriorConfig",
+    "use_prior": "the model: build_config (no prior when false)",
+    "train_datasets": "the workflow: which clip stores are trained on",
+    "val_dataset": "the workflow: which clip store validates",
+    "eval_clips": "the stage's validation after training (run_train_tokenizer)",
+}

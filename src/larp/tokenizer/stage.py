@@ -18,6 +18,7 @@ from ..errors import StageError
 from ..io import atomic_outputs, save_weights, write_json
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import CurveLog, curves_path, tracker_for
+from .config import TokenizerTraining
 from .presets import count_parameters
 from .train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 
@@ -29,6 +30,7 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
     ``train_datasets``), validate on ``val_clips`` (its ``val_dataset``, test split), and publish weights, metrics
     and a reconstruction figure."""
     section = variant_section(params, "tokenizer", "tokenizers", variant)
+    training = TokenizerTraining.from_section(section)
     clips = params["clips"]
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
@@ -44,10 +46,10 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
     with tracker_for(params, stage="train_tokenizer", variant=variant, study="tokenizer", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         curves = CurveLog(work_dir, tracker.log_metrics)  # MLflow step metrics + the DVC plot's CSV
-        result = train_tokenizer(section, clips, train_stores, work_dir=work_dir, seed=seed, device=device, dist=dist,
-                                 log=curves.log, stop_after=stop_after)
+        result = train_tokenizer(training, section, clips, train_stores, work_dir=work_dir, seed=seed, device=device,
+                                 dist=dist, log=curves.log, stop_after=stop_after)
         barrier(dist)
-        if stop_after is not None and result.steps < section["steps"]:
+        if stop_after is not None and result.steps < training.steps:
             return result.metrics
         if not dist.is_main:
             return result.metrics

@@ -16,7 +16,7 @@ ends with exactly the weights of an uninterrupted one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..data.clips import ClipStore, to_float_video
 from ..runtime import Dist, autocast_for, progress
 from ..metrics.recon import psnr_per_clip, ssim_per_frame
 from ..training import Checkpointer, RunningMeans, Throughput, all_mean, check_finite, log_line, lr_multiplier
+from .config import TokenizerTraining
 from .losses import (Discriminator, DiscriminatorConfig, LeCam, PerceptualLoss, d_loss_ns_smooth, g_loss_ns)
 from .model import LARPTokenizer, TokenizerConfig
 from .presets import build_config, count_parameters  # build_config: torch-free there (params validation)
@@ -102,13 +103,13 @@ class TrainResult:
     steps: int
 
 
-def prior_ramp(step: int, steps: int, section: Mapping[str, Any]) -> float:
+def prior_ramp(step: int, steps: int, training: TokenizerTraining) -> float:
     """Multiplier of the prior loss at ``step``: 0 before ``prior_start_frac`` of training, then linear to 1 over
     ``prior_ramp_frac`` (both 0: always 1, the paper). At small scale the prior, whose loss is easiest to lower by
     making every token the same code, collapses the codebook before the reconstruction has formed; starting it
     later lets the codes carry content first (README "Embedded default")."""
     f = step / max(1, steps)
-    start, ramp = section["prior_start_frac"], section["prior_ramp_frac"]
+    start, ramp = training.prior_start_frac, training.prior_ramp_frac
     if f < start:
         return 0.0
     return 1.0 if ramp <= 0 else min(1.0, (f - start) / ramp)
@@ -123,43 +124,50 @@ def _param_groups(model: LARPTokenizer) -> tuple[list[nn.Parameter], list[nn.Par
 
 # ---------------------------------------------------------------------------------------------------------------
 
-def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_stores: Sequence[ClipStore], *,
-                    work_dir: str | Path, seed: int, device: str, dist: Dist = Dist(),
-                    log: Callable[[dict[str, float], int], None] | None = None,
+def train_tokenizer(training: TokenizerTraining, section: Mapping[str, Any], clips: Mapping[str, Any],
+                    train_stores: Sequence[ClipStore], *, work_dir: str | Path, seed: int, device: str,
+                    dist: Dist = Dist(), log: Callable[[dict[str, float], int], None] | None = None,
                     stop_after: int | None = None) -> TrainResult:
-    """Train for ``section['steps']`` steps (resuming from ``work_dir``) and return the model and final metrics.
+    """Train for ``training.steps`` steps (resuming from ``work_dir``) and return the model and final metrics.
 
-    ``stop_after`` ends the process's work early at that step after checkpointing (used to test resumption).
+    ``training`` holds the training settings, built from the resolved tokenizer ``section`` with
+    :meth:`TokenizerTraining.from_section`; the section itself builds the model (preset, model, prior, use_prior)
+    and, whole, identifies the checkpoint a run resumes from. ``stop_after`` ends the process's work early at that
+    step after checkpointing (used to test resumption).
     """
+    if training != TokenizerTraining.from_section(section):  # the checkpoint identity must describe the run
+        raise ValueError("train_tokenizer: `training` differs from TokenizerTraining.from_section(section); build it "
+                         "from the section that is passed")
     cfg = build_config(section, clips)
-    steps, world = int(section["steps"]), dist.world
-    if section["batch_size"] % world:
-        raise ValueError(f"tokenizer.batch_size {section['batch_size']} is not divisible by the {world} processes")
-    loss_w = section["loss"]
+    steps, world = training.steps, dist.world
+    if training.batch_size % world:
+        raise ValueError(f"tokenizer.batch_size {training.batch_size} is not divisible by the {world} processes")
+    loss_w = training.loss
 
     torch.manual_seed(seed)  # identical initial weights on every rank
     model = LARPTokenizer(cfg).to(device)
-    use_gan = loss_w["gan_weight"] > 0
+    use_gan = loss_w.gan_weight > 0
     disc = lecam = None
     if use_gan:
         disc = Discriminator(DiscriminatorConfig(frames=cfg.frames, resolution=cfg.resolution, patch_t=cfg.patch_t,
-                                                 patch_s=cfg.patch_s, **section["discriminator"])).to(device)
+                                                 patch_s=cfg.patch_s, **asdict(training.discriminator))).to(device)
         lecam = LeCam().to(device)
-    perceptual = PerceptualLoss().to(device) if loss_w["lpips_weight"] > 0 else None
-    if section["codebook_init"] == "kmeans":
+    perceptual = PerceptualLoss().to(device) if loss_w.lpips_weight > 0 else None
+    if training.codebook_init == "kmeans":
         # identical on every rank (same clips, own generator; the global RNG is untouched) and overwritten by a
         # checkpoint on resume; see SVQ.init_from_data for why
-        clips0 = WindowBatches(train_stores, section["codebook_init_clips"], cfg.frames, seed + 7919, flip=False)[0]
+        clips0 = WindowBatches(train_stores, training.codebook_init_clips, cfg.frames, seed + 7919, flip=False)[0]
         model.init_codebook_from_data(to_float_video(clips0).to(device), torch.Generator().manual_seed(seed))
     torch.manual_seed(seed + 1 + dist.rank)  # per-rank stream for SVQ draws, dropout, SS masks, label noise
 
     rest, prior_params = _param_groups(model)
-    betas = tuple(section["betas"])
+    betas, lr = training.betas, training.lr
     groups = [{"params": rest, "mult": 1.0}]
     if prior_params:
-        groups.append({"params": prior_params, "mult": section["prior_lr_mult"] if section["prior_lr_mult_scheduled"] else 1.0})
-    opt = torch.optim.Adam(groups, lr=section["lr"], betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=section["lr"] * loss_w["disc_lr_mult"], betas=betas) if disc else None
+        groups.append({"params": prior_params,
+                       "mult": training.prior_lr_mult if training.prior_lr_mult_scheduled else 1.0})
+    opt = torch.optim.Adam(groups, lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr * loss_w.disc_lr_mult, betas=betas) if disc else None
 
     step_module: nn.Module = TokenizerStep(model)
     disc_module: nn.Module | None = disc
@@ -167,7 +175,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         ddp_kw = {"device_ids": [dist.local_rank]} if device == "cuda" else {}
         # a delayed prior leaves its parameters unused in the first steps
         step_module = nn.parallel.DistributedDataParallel(
-            step_module, find_unused_parameters=section["prior_start_frac"] > 0, **ddp_kw)
+            step_module, find_unused_parameters=training.prior_start_frac > 0, **ddp_kw)
         if disc is not None:
             disc_module = nn.parallel.DistributedDataParallel(disc, **ddp_kw)
 
@@ -178,66 +186,66 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         objects.update(disc=disc, lecam=lecam, opt_d=opt_d)
     start = ckpt.resume(objects, "train_tokenizer", dist.is_main)
 
-    data = WindowBatches(train_stores, section["batch_size"], cfg.frames, seed, dist.rank, world, bool(section["flip"]))
+    data = WindowBatches(train_stores, training.batch_size, cfg.frames, seed, dist.rank, world, training.flip)
     # the loader gets its own generator: creating its iterator would otherwise draw from the global RNG and shift
     # the SVQ / dropout stream of a resumed run
     loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(start, steps),
-                                         num_workers=section["num_workers"], persistent_workers=False,
+                                         num_workers=training.num_workers, persistent_workers=False,
                                          generator=torch.Generator().manual_seed(seed))
-    amp = autocast_for(device, section["cpu_bf16"])  # SVQ distances and the losses stay fp32 (.float() below)
+    amp = autocast_for(device, training.cpu_bf16)  # SVQ distances and the losses stay fp32 (.float() below)
     meter = Throughput()
-    routing = float(section["routing_warmup_bias"]) if model.holistic else 0.0
-    routing_steps = max(1.0, section["routing_frac"] * steps)
+    routing = training.routing_warmup_bias if model.holistic else 0.0
+    routing_steps = max(1.0, training.routing_frac * steps)
     model.train()
     bar = progress(total=steps, initial=start, desc="train_tokenizer", disable=None if dist.is_main else True)
     done = start  # steps completed (a resume at the last step trains none)
     for step, raw in enumerate(loader, start=start):
         video = to_float_video(raw).to(device, non_blocking=True)
-        mult = lr_multiplier(step, steps, section["warmup_steps"], section["min_lr_mult"])
+        mult = lr_multiplier(step, steps, training.warmup_steps, training.min_lr_mult)
         for g in opt.param_groups:
-            g["lr"] = section["lr"] * g["mult"] * mult
-        ss = ss_rate(step, steps, section["ss_peak"], section["ss_peak_frac"]) if section["ss_rounds"] == 2 else 0.0
+            g["lr"] = lr * g["mult"] * mult
+        ss = ss_rate(step, steps, training.ss_peak, training.ss_peak_frac) if training.ss_rounds == 2 else 0.0
         # routing warm-up: an extra bias decaying linearly to 0 at routing_frac of training, on top of the model's
         # own cfg.routing_bias; a pure function of the step (resumable)
         model.routing_bias = cfg.routing_bias + routing * max(0.0, 1.0 - step / routing_steps)
 
         with amp:
             # before prior_start_frac the prior's loss weight is 0: skip its forward (no gradient, no effect)
-            ramp = prior_ramp(step, steps, section)
-            out, prior = step_module(video, section["deterministic_quantization"], ss, section["ss_rounds"], ramp > 0)
+            ramp = prior_ramp(step, steps, training)
+            out, prior = step_module(video, training.deterministic_quantization, ss, training.ss_rounds, ramp > 0)
         recon = out.recon.float()
         losses: dict[str, torch.Tensor] = {"l1": (recon - video).abs().mean(), "mse": (recon - video).square().mean(),
                                            "quant": out.quant.loss}
-        gan_on = use_gan and step >= loss_w["gan_start"]
+        gan_on = use_gan and step >= loss_w.gan_start
 
-        if gan_on and step % loss_w["disc_every"] == 0:
+        if gan_on and step % loss_w.disc_every == 0:
             for g in opt_d.param_groups:
-                g["lr"] = section["lr"] * loss_w["disc_lr_mult"] * mult
+                g["lr"] = lr * loss_w.disc_lr_mult * mult
             disc.requires_grad_(True)
             with amp:
                 real_logits, fake_logits = disc_module(video), disc_module(recon.detach())
             d_loss = d_loss_ns_smooth(real_logits.float(), fake_logits.float())
             reg = lecam(real_logits.float(), fake_logits.float())
-            d_total = d_loss + loss_w["lecam_weight"] * reg
+            d_total = d_loss + loss_w.lecam_weight * reg
             check_finite({"d_loss": d_total}, step, ckpt.path)
             opt_d.zero_grad(set_to_none=True)
             d_total.backward()
             opt_d.step()
             window.add({"d_loss": d_loss.item(), "lecam": reg.item()})
 
-        total = (loss_w["l1_weight"] * losses["l1"] + loss_w["mse_weight"] * losses["mse"]
-                 + loss_w["quant_weight"] * losses["quant"])
+        total = (loss_w.l1_weight * losses["l1"] + loss_w.mse_weight * losses["mse"]
+                 + loss_w.quant_weight * losses["quant"])
         if perceptual is not None:
             losses["lpips"] = perceptual(recon, video)
-            total = total + loss_w["lpips_weight"] * losses["lpips"]
+            total = total + loss_w.lpips_weight * losses["lpips"]
         if gan_on:
             disc.requires_grad_(False)
             with amp:
                 losses["g_adv"] = g_loss_ns(disc_module(recon).float())
-            total = total + loss_w["gan_weight"] * losses["g_adv"]
+            total = total + loss_w.gan_weight * losses["g_adv"]
         if prior is not None:
             losses["prior"] = prior.loss
-            total = total + section["prior_weight"] * ramp * prior.loss
+            total = total + training.prior_weight * ramp * prior.loss
         losses["total"] = total
         check_finite(losses, step, ckpt.path)
 
@@ -253,10 +261,10 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
         window.add(stats)
         bar.update(1)
         done = step + 1
-        if done % section["log_every"] == 0 or done == steps:
+        if done % training.log_every == 0 or done == steps:
             usage, ppl = codebook_usage(out.quant.indices, cfg.codebook_size)
             logged = all_mean(window.mean(), dist, device) | {
-                "lr": section["lr"] * mult, "ss_rate": ss, "codebook_usage": float(usage), "perplexity": float(ppl),
+                "lr": lr * mult, "ss_rate": ss, "codebook_usage": float(usage), "perplexity": float(ppl),
                 "clips_per_s": meter.rate()}
             bar.set_postfix(loss=f"{logged['total']:.4f}", psnr=f"{logged['psnr']:.2f}",
                             clips_s=f"{logged['clips_per_s']:.1f}")
@@ -265,7 +273,7 @@ def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_
             if bar.disable and dist.is_main:
                 log_line("train_tokenizer", done, steps, logged, ("total", "l1", "mse", "prior", "psnr", "codebook_usage",
                                                                   "lr", "ss_rate", "clips_per_s"))
-        if ckpt.end_of_step(done, steps, section["checkpoint_every"], objects, dist.is_main, stop_after):
+        if ckpt.end_of_step(done, steps, training.checkpoint_every, objects, dist.is_main, stop_after):
             break
     bar.close()
     model.routing_bias = cfg.routing_bias  # the trained model: its own configured bias, no warm-up extra
