@@ -25,8 +25,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/generator.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/analysis.smk"
-include: "workflow/rules/scaling.smk"
 include: "workflow/rules/official.smk"
 
 

@@ -40,17 +40,21 @@ _QUALIFIERS = {"training"}
 class StageParams(dict):
     """Params as a stage sees them: a dict holding only the declared sections (so JSON and ``dict()`` see plain
     values). Reading any other key that params has raises :class:`ParamsError` naming it (``get`` too); keys params
-    does not have at all behave as absent. Nested sections come back wrapped the same way."""
+    does not have at all behave as absent. Nested sections come back wrapped the same way. The key paths looked up
+    are recorded, so :meth:`unread` can name a declared section the stage never used."""
 
-    def __init__(self, data: Mapping[str, Any], full: Mapping[str, Any], declared: Sequence[str], where: str = ""):
+    def __init__(self, data: Mapping[str, Any], full: Mapping[str, Any], declared: Sequence[str], where: str = "",
+                 used: set[str] | None = None):
         super().__init__(data)
         self._full, self._declared, self._where = full, tuple(declared), where
+        self._used = set() if used is None else used  # shared with the nested views
 
     def __getitem__(self, key: str) -> Any:
         if dict.__contains__(self, key):
+            self._used.add(f"{self._where}{key}")
             value = dict.__getitem__(self, key)
             if isinstance(value, dict) and not isinstance(value, StageParams) and isinstance(self._full.get(key), Mapping):
-                return StageParams(value, self._full[key], self._declared, f"{self._where}{key}.")
+                return StageParams(value, self._full[key], self._declared, f"{self._where}{key}.", self._used)
             return value
         if key in self._full:
             raise ParamsError(
@@ -65,6 +69,19 @@ class StageParams(dict):
     def to_dict(self) -> dict[str, Any]:
         """A plain deep copy of what the stage sees (for logging)."""
         return copy.deepcopy(dict(self))
+
+    def unread(self) -> list[str]:
+        """The declared names whose section the stage never looked up: declared for nothing, they re-run the stage
+        when a value it ignores changes (the stage tests require none)."""
+        def looked_up(section: str) -> bool:
+            return any(u == section or u.startswith(section + ".") or section.startswith(u + ".") for u in self._used)
+
+        out = []
+        for name in self._declared:
+            kind, var, _ = parse(name)
+            if not any(looked_up(s) for s in ((kind, VARIANT_KINDS[kind]) if var else (kind,))):
+                out.append(name)
+        return out
 
 
 def parse(name: str) -> tuple[str, str | None, str | None]:

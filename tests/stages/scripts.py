@@ -1,6 +1,7 @@
 """The stage scripts as the stage tests run them: with ``--reads``, their rule's parameter declaration (the
 ``**reads(...)`` of the rule of the same name in workflow/rules/*.smk), as Snakemake and DVC pass it. A stage that
-reads a section its rule does not declare therefore fails its own test (larp.reads)."""
+reads a section its rule does not declare therefore fails its own test (larp.reads), and so does a successful run
+that never looked up a declared section (declared for nothing, it would re-run the stage needlessly)."""
 
 from __future__ import annotations
 
@@ -42,10 +43,27 @@ class StageScript:
         self.name = name
 
     def main(self, argv=None) -> int:
+        import larp.cli
+
         argv = list(argv or [])
         if "--reads" not in argv:
             argv += reads_argv(self.name, argv)
-        return self.module.main(argv)
+        views = []
+
+        def capture(*args, **kwargs):
+            views.append(view := stage_view(*args, **kwargs))
+            return view
+
+        original, stage_view = larp.cli.stage_view, larp.cli.stage_view
+        larp.cli.stage_view = capture
+        try:
+            rc = self.module.main(argv)
+        finally:
+            larp.cli.stage_view = original
+        if rc == 0 and views:
+            assert not views[0].unread(), (f"{self.name} declares {views[0].unread()} in its rule's reads(...) but "
+                                           "never reads them: remove them from the declaration")
+        return rc
 
     def __getattr__(self, attr):
         return getattr(self.module, attr)

@@ -77,3 +77,14 @@ def test_dvc_keys(params):
 def test_malformed_declarations_are_refused(bad):
     with pytest.raises(ParamsError):
         parse(bad)
+
+
+def test_unread_names_the_declared_sections_never_looked_up(params):
+    view = stage_view(params, ["clips", "run", "analysis.ngrams", "tokenizer:variant"], "larp")
+    assert view.unread() == ["clips", "run", "analysis.ngrams", "tokenizer:variant"]
+    view["clips"]["frames"]  # a nested look-up counts for its section
+    view["analysis"]  # the parent of a declared key: the stage may read the key through it
+    variant_section(view, "tokenizer", "tokenizers", "larp")  # how stages read a variant section
+    assert view.unread() == ["run"]
+    view.get("run")
+    assert view.unread() == []

@@ -27,8 +27,7 @@ PROFILE = "profiles/slurm"
 SETTINGS = yaml.safe_load((ROOT / PROFILE / "config.yaml").read_text())
 NO_CAP = ["--cores", "256"]
 TRAINING = {"train_tokenizer", "train_generator"}
-OUR_RULE_FILES = [f"workflow/rules/{name}.smk" for name in ("data", "tokenizer", "generator", "evaluate", "analysis", "scaling",
-                                                                 "official")]
+OUR_RULE_FILES = sorted(str(f.relative_to(ROOT)) for f in (ROOT / "workflow/rules").glob("*.smk"))
 
 
 # ----------------------------------------------------------------------------------------------------

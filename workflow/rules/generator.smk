@@ -50,7 +50,7 @@ rule sample_videos:
                       caption="../report/samples.rst", category="Samples", subcategory="{gen}"),
     params:
         files=PARAMS,
-        **reads("generator:variant", "clips", "datasets", "run"),
+        **reads("generator:variant", "clips", "run"),
     log:
         "logs/sample_videos/{gen}.log",
     benchmark:

@@ -119,11 +119,10 @@ def _module_file(name: str) -> Path | None:
 
 
 def _imports(path: Path) -> set[str]:
-    """Modules ``path`` imports anywhere (function-level imports too), relative ones resolved, as dotted names."""
-    rel = path.relative_to(SRC).with_suffix("") if path.is_relative_to(SRC) else None
-    package = list(rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1]) if rel else []
-    if rel is not None and rel.name == "__init__":
-        package = list(rel.parts[:-1])
+    """The ``larp`` modules ``path`` imports anywhere (function-level imports too), relative ones resolved, as
+    dotted names. Walked by hand over the syntax tree: modulefinder would follow every import into torch."""
+    # the package a relative import starts from: the module's folder (for larp/x/__init__.py that is larp/x too)
+    package = list(path.relative_to(SRC).parts[:-1]) if path.is_relative_to(SRC) else []
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
