@@ -4,7 +4,7 @@ file or array into token ids, token ids back into frames, sample a class or cont
 A *tokenizer folder* is a ``train_tokenizer`` or ``import_official`` output (``results/tokenizer/<variant>/``); a
 *generator folder* a ``train_generator`` or ``import_official`` output (``results/generator/<name>/``). Each holds
 ``model.safetensors`` with its configuration in the header, so the folder alone rebuilds the model (loaded with
-``larp.tokenizer.stage.load_tokenizer`` / ``larp.generator.train.load_generator``: safetensors, never a pickle).
+``larp.stages.tokenizer.load_tokenizer`` / ``larp.generator.train.load_generator``: safetensors, never a pickle).
 
 Frames are uint8 ``(T, H, W, 3)`` RGB arrays, what a video decoder returns; clips are the tokenizer's
 ``frames`` x ``resolution`` x ``resolution``::
@@ -73,7 +73,7 @@ class Tokenizer:
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "cpu") -> Tokenizer:
         """Load ``<folder>/model.safetensors`` (a train_tokenizer or import_official output)."""
-        from .tokenizer.stage import load_tokenizer
+        from .models import load_tokenizer
 
         model, meta = load_tokenizer(folder, device=device)
         return cls(model, meta, device)
@@ -168,7 +168,7 @@ class Generator:
              device: str = "cpu") -> Generator:
         """Load ``<folder>/model.safetensors``; ``tokenizer`` is a folder or :class:`Tokenizer` (default: the
         generator's own tokenizer in the pipeline layout, ``<folder>/../../tokenizer/<its tokenizer variant>``)."""
-        from .generator.train import load_generator
+        from .models import load_generator
 
         folder = Path(folder)
         model, meta = load_generator(folder, device=device)

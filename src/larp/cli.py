@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import load_params
-from .errors import ExpectedError, StageError  # noqa: F401  (StageError re-exported for older imports)
+from .errors import ExpectedError
 from .reads import stage_view
 from .runtime import set_threads
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ParamsError  # noqa: F401  (re-exported: defined in the bottom errors module)
+from .errors import ParamsError
 from .sweeps import SWEEP, SWEEPS, run_overrides, sampling_runs, trained_runs
 
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"

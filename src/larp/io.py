@@ -276,7 +276,7 @@ def _corrupt(path: Path, what: str) -> Exception:
 def load_weights(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
     """Inverse of :func:`save_weights`: ``(state_dict, meta)``, after checking the content digest.
 
-    A truncated, garbled or altered file stops with :class:`~larp.cli.StageError` naming it (exit code 2).
+    A truncated, garbled or altered file stops with :class:`~larp.errors.StageError` naming it (exit code 2).
     """
     from safetensors import safe_open
     from safetensors.torch import load_file

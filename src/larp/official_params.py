@@ -14,7 +14,7 @@ from .errors import StageError
 
 
 def official_entry(params: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """``official.<name>`` as a dict; :class:`~larp.cli.StageError` for an undeclared name."""
+    """``official.<name>`` as a dict; :class:`~larp.errors.StageError` for an undeclared name."""
     entries = params.get("official") or {}
     if name not in entries:
         raise StageError(f"official: no entry named {name!r}; declared imports are {sorted(entries)}")

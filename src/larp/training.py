@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .errors import NonFiniteLoss, StageError  # noqa: F401  (NonFiniteLoss re-exported)
+from .errors import NonFiniteLoss, StageError
 from .io import atomic_file
 
 # Set to 1 to resume from a checkpoint whose configuration differs only in learning rates (keys named "lr"), e.g.
@@ -157,7 +157,7 @@ class Checkpointer:
         """The saved state, or None when absent or written for another configuration (then training starts over).
 
         A checkpoint of a configuration that differs only in learning rates is used when the environment sets
-        ``LARP_RESUME_CHANGED_LR=1``. An unreadable file stops with :class:`~larp.cli.StageError` naming it.
+        ``LARP_RESUME_CHANGED_LR=1``. An unreadable file stops with :class:`~larp.errors.StageError` naming it.
         """
         path = self.path if self.path.is_file() else self.prev  # prev alone: killed between save()'s two renames
         if not path.is_file():

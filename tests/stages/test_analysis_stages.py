@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from larp.analysis.stage import evaluate_claims, ngram_runs
+from larp.stages.analysis import evaluate_claims, ngram_runs
 from larp.config import load_params
 from larp.generator.model import ARGenerator
 from larp.generator.presets import GENERATOR_PRESETS
@@ -72,7 +72,7 @@ def test_ngrams_stage_samples_every_seed_of_both_generators(ws):
 
 
 def test_sampled_sequences_are_uniform_over_classes_and_seeded(ws):
-    from larp.analysis.stage import sample_sequences
+    from larp.stages.analysis import sample_sequences
 
     model = ARGenerator(ws["gcfg"])
     sampling = ws["params"]["generator"]["sampling"]
@@ -181,7 +181,7 @@ def test_make_claims_writes_a_row_per_claim(ws, tmp_path, html_tables):
 
 
 def test_generation_bound_reports_the_rfvd_gfvd_correlation():
-    from larp.analysis.stage import generation_bound
+    from larp.stages.analysis import generation_bound
 
     runs = pd.DataFrame({"run": list("abcd"), "rfvd": [100.0, 200.0, 300.0, 400.0], "gfvd": [110.0, 210.0, 310.0, 410.0],
                          "psnr": [22.0, 21.0, 20.0, 19.0]})

@@ -15,7 +15,7 @@ import yaml
 from larp.config import load_params
 from larp.data.clips import MANIFEST_COLUMNS, ClipStore, chunk_pool, rfvd_windows, sample_chunks, to_float_video
 from larp.io import read_json, save_weights, write_json
-from larp.metrics import stage
+from larp.stages import evaluation as stage
 from larp.metrics.recon import resize_videos
 from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import TOKENIZER_PRESETS

@@ -14,13 +14,13 @@ import torch
 import yaml
 
 from larp.data.clips import MANIFEST_COLUMNS, ClipStore, chunk_pool, sample_chunks, to_float_video
-from larp.generator.train import load_generator
+from larp.models import load_generator
 from larp.generator.video_io import read_mp4
 from larp.io import read_json, save_weights, write_json
 from larp.tokenizer.encode import pad_context
 from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import TOKENIZER_PRESETS
-from larp.tokenizer.stage import load_tokenizer
+from larp.models import load_tokenizer
 
 from .scripts import stage_script
 

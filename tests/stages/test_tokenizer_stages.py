@@ -17,7 +17,7 @@ from larp.config import load_params, variant_section
 from larp.data.clips import ClipStore
 from larp.generator.video_io import read_mp4
 from larp.tokenizer.config import TokenizerTraining
-from larp.training import NonFiniteLoss
+from larp.errors import NonFiniteLoss
 
 from .scripts import stage_script
 
@@ -63,7 +63,7 @@ def trained(tmp_path_factory, params_file, clips_dir):
 
 
 def test_train_outputs_are_complete_and_self_describing(trained):
-    from larp.tokenizer.stage import load_tokenizer
+    from larp.models import load_tokenizer
 
     for variant, kind in (("larp", "holistic"), ("patchwise", "patchwise")):
         files = sorted(p.name for p in (trained / "tokenizer" / variant).iterdir())
@@ -156,7 +156,7 @@ def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path, tracking
     assert not test["flipped"].any()
     # deterministic SVQ: encoding the same clip twice gives the same tokens
     from larp.data.clips import to_float_video
-    from larp.tokenizer.stage import load_tokenizer
+    from larp.models import load_tokenizer
 
     model, _ = load_tokenizer(trained / "tokenizer/larp")
     v, s = int(train["video"][0]), int(train["start"][0])

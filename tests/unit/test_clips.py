@@ -33,7 +33,7 @@ from larp.data.clips import (
     sample_chunks,
     to_float_video,
 )
-from larp.data.datasets import DatasetError
+from larp.errors import DatasetError
 from larp.data.synthetic import SyntheticConfig, class_table, render_video, write_video
 from larp.data.video import decode_frames
 
@@ -346,7 +346,7 @@ def test_killed_extraction_leaves_no_pool_worker_behind(tmp_path, tiny_dataset, 
 @pytest.mark.parametrize("damage", ["truncated shard", "empty shard", "garbled manifest", "manifest without columns"])
 def test_a_damaged_clip_store_names_the_file_and_what_to_do(tmp_path, tiny_clips, damage):
     """Issue 14 case 7: these raised a numpy/pandas traceback that did not name the file."""
-    from larp.cli import StageError
+    from larp.errors import StageError
 
     store = tmp_path / "synthetic"
     shutil.copytree(tiny_clips, store)

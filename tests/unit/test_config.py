@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from larp.config import ParamsError, deep_merge, load_params, validate_params, variant_section
+from larp.config import deep_merge, load_params, validate_params, variant_section
+from larp.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [["params.yaml"], ["params.yaml", "tests/fixtures/params.tiny.yaml"]] + [

@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from larp.config import ParamsError, load_params, validate_params
+from larp.config import load_params, validate_params
+from larp.errors import ParamsError
 from larp.generator.config import GeneratorTraining
 from larp.generator.model import ARGenerator
 from larp.generator.presets import get_preset
 from larp.generator.train import TokenBatches, TokenData, build_optimizer, evaluate_nll, load_tokens, train_generator
 from larp.io import write_json
-from larp.training import NonFiniteLoss
+from larp.errors import NonFiniteLoss
 
 V, N, C = 16, 8, 4  # vocabulary, tokens per sequence, classes
 

@@ -166,7 +166,7 @@ def _corrupt_copies(tmp_path):
 
 
 def test_damaged_weights_are_refused_naming_the_file(tmp_path):
-    from larp.cli import StageError
+    from larp.errors import StageError
 
     for what, content in _corrupt_copies(tmp_path).items():
         path = tmp_path / f"{what.replace(' ', '_')}.safetensors"

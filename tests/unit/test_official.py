@@ -19,8 +19,9 @@ import yaml
 from safetensors.torch import save_file
 
 from larp import official
-from larp.cli import StageError
 from larp.config import load_params
+from larp.errors import StageError
+from larp.stages.official import run_import_official
 from larp.tokenizer.model import sincos_1d, sincos_3d
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,7 +183,7 @@ def _import(params, name: str, kind: str) -> tuple[int, Path]:
 # ------------------------------------------------------------------------------------------------------- tests
 
 def test_official_tokenizer_round_trip_puts_every_tensor_in_its_place(params):
-    from larp.tokenizer.stage import load_tokenizer
+    from larp.models import load_tokenizer
 
     rc, out = _import(params, "larp-official", "tokenizer")
     assert rc == 0
@@ -219,7 +220,7 @@ def test_official_tokenizer_round_trip_puts_every_tensor_in_its_place(params):
 
 @pytest.mark.parametrize("name,fp", [("class-official", False), ("fp-official", True)])
 def test_official_generator_round_trip(params, name, fp):
-    from larp.generator.train import load_generator
+    from larp.models import load_generator
 
     rc, out = _import(params, name, "generator")
     assert rc == 0
@@ -302,7 +303,7 @@ def test_kind_mismatch_is_refused(params, capsys):
     p["official"] = {**p["official"], "larp-official": {**p["official"]["larp-official"], "kind": "generator",
                                                         "tokenizer": "larp-official", "dataset": "synthetic"}}
     with pytest.raises(StageError, match="holds a tokenizer"):
-        official.run_import_official(p, "larp-official", out_dir=params["tmp"] / "o", metrics_path=params["tmp"] / "m")
+        run_import_official(p, "larp-official", out_dir=params["tmp"] / "o", metrics_path=params["tmp"] / "m")
 
 
 def test_hf_reference_goes_through_the_fetcher_and_records_its_commit(params):
@@ -330,9 +331,9 @@ def test_generator_config_in_wrapped_form_is_read():
 
 def test_imported_weights_run_through_encode_sample_and_evaluation_stages(params, tiny_clips):
     """Imports at tiny scale scored by the project's own stages (classifier detector: tiny, not FVD)."""
-    from larp.generator.stage import run_sample_videos
-    from larp.metrics.stage import run_evaluate_generator, run_evaluate_tokenizer, run_train_detector
-    from larp.tokenizer.stage import run_encode_tokens
+    from larp.stages.evaluation import run_evaluate_generator, run_evaluate_tokenizer, run_train_detector
+    from larp.stages.generator import run_sample_videos
+    from larp.stages.tokenizer import run_encode_tokens
 
     p, t = params["params"], params["tmp"]
     for name, kind in (("larp-official", "tokenizer"), ("class-official", "generator"), ("fp-official", "generator")):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from larp.config import ParamsError, load_params, variant_section
+from larp.config import load_params, variant_section
+from larp.errors import ParamsError
 from larp.reads import dvc_keys, parse, stage_view, tracked_json, variant_keys
 
 ROOT = Path(__file__).resolve().parents[2]

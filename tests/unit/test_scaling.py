@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from larp.analysis import scaling
-from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.config import load_params, validate_params, variant_section
+from larp.errors import ParamsError
 from larp.io import write_json
+from larp.stages.tables import run_make_scaling
 from larp.sweeps import all_trained_runs, find_run, generator_source, parse_run, run_name, trained_runs
 from larp.tokenizer.presets import TOKENIZER_PRESETS, count_config_parameters
 from larp.tokenizer.train import build_config
@@ -221,7 +223,7 @@ def test_make_scaling_writes_the_report_plots_both_series_and_tracks_every_run(t
 
     monkeypatch.setattr(scaling, "_save", capture)
     out = tmp_path / "reports/scaling"
-    summary = scaling.run_make_scaling(two_seeds, tokenizer_evals=tmp_path / "tok", generator_evals=tmp_path / "gen",
+    summary = run_make_scaling(two_seeds, tokenizer_evals=tmp_path / "tok", generator_evals=tmp_path / "gen",
                                        out_dir=out)
     assert sorted(p.name for p in out.iterdir()) == ["points.csv", "runs.csv", "scaling.md", "size.png", "tokens.png"]
     assert (out / "tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,7 @@ import decord
 import numpy as np
 import pytest
 
-from larp.config import ParamsError
+from larp.errors import ParamsError
 from larp.data.synthetic import (
     MOTIONS,
     SHAPES,

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from larp.analysis.table2 import summarize, to_markdown
-from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.config import load_params, validate_params, variant_section
+from larp.errors import ParamsError
 from larp.runtime import stage_seed
 from larp.sweeps import generator_source, parse_run, run_name, sampling_runs, trained_runs
 
@@ -102,7 +103,7 @@ def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(para
                                                                             html_tables):
     import mlflow
 
-    from larp.analysis.table2 import run_make_table2
+    from larp.stages.tables import run_make_table2
     from larp.io import write_json
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -145,7 +146,7 @@ def test_make_table2_writes_reports_and_one_parent_run_with_a_child_per_run(para
 
 def test_runs_scored_with_different_gfvd_metrics_are_refused(params, tmp_path):
     from larp.analysis.table2 import collect_runs
-    from larp.cli import StageError
+    from larp.errors import StageError
     from larp.io import write_json
 
     rname = "rfvd[clf-synthetic]_720_16f"

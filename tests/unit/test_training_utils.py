@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from larp.training import Checkpointer, NonFiniteLoss, check_finite, lr_multiplier
+from larp.training import Checkpointer, check_finite, lr_multiplier
+from larp.errors import NonFiniteLoss
 
 
 def test_warmup_cosine_schedule():
@@ -69,7 +70,7 @@ class _Planted:
 
 
 def test_a_planted_pickle_checkpoint_is_refused_without_running_anything(tmp_path):
-    from larp.cli import StageError
+    from larp.errors import StageError
 
     marker = tmp_path / "pwned"
     ck = Checkpointer(tmp_path / "work", {"lr": 1.0})
@@ -82,7 +83,7 @@ def test_a_planted_pickle_checkpoint_is_refused_without_running_anything(tmp_pat
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 10, "truncated"])
 def test_an_unreadable_checkpoint_names_the_file_and_what_to_delete(tmp_path, content):
-    from larp.cli import StageError
+    from larp.errors import StageError
 
     ck = Checkpointer(tmp_path, {"lr": 1.0})
     ck.save(2, {"model": {"w": torch.ones(100)}})

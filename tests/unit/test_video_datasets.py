@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from larp.config import ParamsError, deep_merge, read_yaml, validate_params
+from larp.config import deep_merge, read_yaml, validate_params
+from larp.errors import ParamsError
 from larp.data.clips import ClipConfig, ClipStore, extract_clips
-from larp.data.datasets import COLUMNS, DatasetError, check_root, class_names, list_videos
+from larp.data.datasets import COLUMNS, check_root, class_names, list_videos
+from larp.errors import DatasetError
 from larp.data.synthetic import SyntheticConfig, class_table, render_video, write_video
 from larp.data.video import VideoError, VideoInfo, check_usable, decode_frames, resize_crop, resized_size
 

@@ -68,7 +68,7 @@ def test_dvc_params_are_the_declared_sections(both):
 def test_code_deps_follow_the_imports():
     deps = dag.code_deps("workflow/scripts/train_tokenizer.py")
     assert deps[0] == "workflow/scripts/train_tokenizer.py"
-    assert {"src/larp/tokenizer/stage.py", "src/larp/tokenizer/model.py", "src/larp/cli.py", "src/larp/reads.py",
+    assert {"src/larp/stages/tokenizer.py", "src/larp/tokenizer/model.py", "src/larp/cli.py", "src/larp/reads.py",
             "src/larp/errors.py", "src/larp/schemas"} <= set(deps)
     assert "src/larp/analysis/table2.py" not in deps  # a module the stage never imports
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from larp.config import ParamsError, load_params, validate_params
+from larp.config import load_params, validate_params
+from larp.errors import ParamsError
 
 from .conftest import ROOT, run_tool
 

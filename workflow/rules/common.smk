@@ -12,7 +12,8 @@ import shutil
 
 # Only torch-free modules: parsing the workflow (snakemake -n included) never imports torch
 # (tests/workflow/test_snakemake.py::test_parse_imports_no_torch).
-from larp.config import ParamsError, load_params, validate_params, variant_section
+from larp.config import load_params, validate_params, variant_section
+from larp.errors import ParamsError
 from larp.reads import tracked_json
 from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, ngram_runs, sampling_runs, trained_runs
 

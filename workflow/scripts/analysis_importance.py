@@ -12,7 +12,7 @@ Tiny run: python workflow/scripts/analysis_importance.py --params params.yaml te
 from __future__ import annotations
 
 from larp import cli
-from larp.analysis.stage import run_importance
+from larp.stages.analysis import run_importance
 
 
 def build():

@@ -12,7 +12,7 @@ Tiny run: python workflow/scripts/analysis_ngrams.py --params params.yaml tests/
 from __future__ import annotations
 
 from larp import cli
-from larp.analysis.stage import run_ngrams
+from larp.stages.analysis import run_ngrams
 
 
 def build():

@@ -13,7 +13,7 @@ Tiny run: python workflow/scripts/analysis_redundancy.py --params params.yaml te
 from __future__ import annotations
 
 from larp import cli
-from larp.analysis.stage import run_redundancy
+from larp.stages.analysis import run_redundancy
 
 
 def build():

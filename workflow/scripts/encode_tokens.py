@@ -10,7 +10,7 @@ Tiny run: python workflow/scripts/encode_tokens.py --params params.yaml tests/fi
 from __future__ import annotations
 
 from larp import cli
-from larp.tokenizer.stage import run_encode_tokens
+from larp.stages.tokenizer import run_encode_tokens
 
 
 def build():

@@ -16,7 +16,7 @@ Tiny run: python workflow/scripts/evaluate_generator.py --params params.yaml tes
 from __future__ import annotations
 
 from larp import cli
-from larp.metrics.stage import run_evaluate_generator
+from larp.stages.evaluation import run_evaluate_generator
 
 
 def build():

@@ -13,7 +13,7 @@ Tiny run: python workflow/scripts/evaluate_tokenizer.py --params params.yaml tes
 from __future__ import annotations
 
 from larp import cli
-from larp.metrics.stage import run_evaluate_tokenizer
+from larp.stages.evaluation import run_evaluate_tokenizer
 
 
 def build():

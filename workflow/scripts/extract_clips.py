@@ -11,7 +11,7 @@ Tiny:    python workflow/scripts/extract_clips.py --params params.yaml tests/fix
 from __future__ import annotations
 
 from larp import cli
-from larp.data.stage import run_extract_clips
+from larp.stages.data import run_extract_clips
 
 
 def build():

@@ -13,7 +13,7 @@ Tiny run (tests/unit/test_official.py builds official-format folders):
 from __future__ import annotations
 
 from larp import cli
-from larp.official import run_import_official
+from larp.stages.official import run_import_official
 
 
 def build():

@@ -12,7 +12,7 @@ Tiny run: python workflow/scripts/make_claims.py --params params.yaml tests/fixt
 from __future__ import annotations
 
 from larp import cli
-from larp.analysis.stage import run_claims
+from larp.stages.analysis import run_claims
 
 
 def build():

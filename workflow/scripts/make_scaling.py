@@ -11,7 +11,7 @@ Tiny run: python workflow/scripts/make_scaling.py --params params.yaml tests/fix
 from __future__ import annotations
 
 from larp import cli
-from larp.analysis.scaling import run_make_scaling
+from larp.stages.tables import run_make_scaling
 
 
 def build():

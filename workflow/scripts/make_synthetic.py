@@ -9,7 +9,7 @@ Tiny:    python workflow/scripts/make_synthetic.py --params params.yaml tests/fi
 from __future__ import annotations
 
 from larp import cli
-from larp.data.stage import run_make_synthetic
+from larp.stages.data import run_make_synthetic
 
 
 def build():

@@ -12,7 +12,7 @@ Tiny run: python workflow/scripts/make_table2.py --params params.yaml tests/fixt
 from __future__ import annotations
 
 from larp import cli
-from larp.analysis.table2 import run_make_table2
+from larp.stages.tables import run_make_table2
 
 
 def build():

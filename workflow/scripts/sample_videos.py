@@ -15,7 +15,7 @@ Tiny run: python workflow/scripts/sample_videos.py --params params.yaml tests/fi
 from __future__ import annotations
 
 from larp import cli
-from larp.generator.stage import run_sample_videos
+from larp.stages.generator import run_sample_videos
 
 
 def build():

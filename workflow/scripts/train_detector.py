@@ -13,7 +13,7 @@ Tiny run: python workflow/scripts/train_detector.py --params params.yaml tests/f
 from __future__ import annotations
 
 from larp import cli
-from larp.metrics.stage import run_train_detector
+from larp.stages.evaluation import run_train_detector
 
 
 def build():

@@ -12,7 +12,7 @@ Tiny run: python workflow/scripts/train_generator.py --params params.yaml tests/
 from __future__ import annotations
 
 from larp import cli
-from larp.generator.stage import run_train_generator
+from larp.stages.generator import run_train_generator
 
 
 def build():

@@ -14,7 +14,7 @@ Tiny run: python workflow/scripts/train_tokenizer.py --params params.yaml tests/
 from __future__ import annotations
 
 from larp import cli
-from larp.tokenizer.stage import run_train_tokenizer
+from larp.stages.tokenizer import run_train_tokenizer
 
 
 def build():

@@ -22,10 +22,9 @@ import pandas as pd
 
 from ..errors import StageError
 from ..config import variant_section
-from ..io import atomic_dir
 from ..sweeps import entries, parse_run, trained_runs
 from .plots import _pyplot, _save
-from .sweep_report import check_one_metric, log_sweep, run_scores
+from .sweep_report import check_one_metric, run_scores
 from .table1 import fmt_count, read_evals
 from .table2 import _pm
 
@@ -159,27 +158,3 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, figures: Mapping[str,
     lines += ["", "Paper: Wang et al., ICLR 2025 (§4.2, §4.6), UCF-101, I3D FVD; its values appear only in the "
               "figures. Per-run values: runs.csv; per point: points.csv.", ""]
     return "\n".join(lines)
-
-
-def run_make_scaling(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
-                     generator_evals: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> pd.DataFrame:
-    """Aggregate the scaling runs' evaluations; publish ``out_dir`` (runs.csv, points.csv, scaling.md, one PNG per
-    figure) atomically; log one MLflow parent run for the sweep with one child run per (point, seed) carrying its
-    overrides as parameters. Returns the per-point summary."""
-    sw = params[SWEEP]
-    runs = collect_runs(params, tokenizer_evals, generator_evals)
-    summary = summarize(runs)
-    curves = {name: figure_curves(summary, spec) for name, spec in sw["figures"].items()}
-    metric_names = {"rfvd": runs.rfvd_metric.iloc[0], "gfvd": runs.gfvd_metric.iloc[0]}
-    seeds = len(sw["seeds"])
-    with atomic_dir(out_dir) as tmp:
-        runs.to_csv(tmp / "runs.csv", index=False)
-        summary.to_csv(tmp / "points.csv", index=False)
-        (tmp / "scaling.md").write_text(to_markdown(summary, runs, sw["figures"], curves))
-        for name, spec in sw["figures"].items():
-            note = "; error bars: sample std over seeds" if seeds > 1 else ""
-            plot_figure(curves[name], spec, metric_names, tmp / f"{name}.png",
-                        f"scaling: {name} ({seeds} seed(s) per point{note})")
-    log_sweep(params, SWEEP, "point", summary, runs, METRICS, sorted(Path(out_dir).iterdir()),
-              run_metrics=("tokens", "params_tokenizer"))
-    return summary

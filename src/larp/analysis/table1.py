@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_file, pick_named, read_json
-from ..tracking import tracker_for
 from .html import markdown_page
 
 PAPER_SOURCE = "quoted: paper Table 1"
@@ -250,21 +249,3 @@ def read_evals(files: str | os.PathLike | Sequence[str | os.PathLike], names: Se
     """The evaluation ``<name>.json`` of each name, in order, from the evaluation files ``files`` (or a folder of
     them); a missing one names the stage job that makes it."""
     return [read_json(path) for path in pick_named(files, names, suffix=".json", stage=stage)]
-
-
-def run_make_table1(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
-                    generator_evals: str | os.PathLike | Sequence[str | os.PathLike], md_path: str | os.PathLike,
-                    csv_path: str | os.PathLike, html_path: str | os.PathLike) -> Table:
-    """Build Table 1 from the evaluations of every tokenizer and generator variant in params; write and track it."""
-    toks = read_evals(tokenizer_evals, list(params["tokenizers"]), "evaluate_tokenizer")
-    gens = read_evals(generator_evals, list(params["generators"]), "evaluate_generator")
-    table = build_table1(toks, gens, official=sorted(params.get("official") or {}))
-    write_table1(table, md_path, csv_path, html_path, build_health_table(toks))
-    with tracker_for(params, stage="make_table1", variant="table1", study="table1",
-                     resolved={"tokenizers": params["tokenizers"], "generators": params["generators"]}) as tracker:
-        tracker.log_metrics({f"{ev['variant']}/{key}": ev[key] for ev in toks + gens
-                             for key in (ev["metric"], "psnr", "ssim", "lpips", "params_tokenizer", "params_generator")
-                             if isinstance(ev.get(key), (int, float))})
-        for path in (md_path, html_path, csv_path):
-            tracker.log_artifact(path)
-    return table

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_file
 from ..sweeps import SWEEP, parse_run, sampling_runs, trained_runs
-from .html import markdown_page
-from .sweep_report import check_one_metric, log_sweep, run_scores
+from .sweep_report import check_one_metric, run_scores
 from .table1 import read_evals
 
 # Paper Table 2 (Wang et al., ICLR 2025; "All configurations are modified from LARP-B"), verbatim, by our
@@ -122,22 +119,3 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, reference: str) -> st
     lines += ["", "Paper values: Wang et al., ICLR 2025, Table 2 (LARP-B on UCF-101, I3D FVD); quoted, not measured.",
               "Per-seed values: table2_runs.csv.", ""]
     return "\n".join(lines)
-
-
-def run_make_table2(params: Mapping[str, Any], *, tokenizer_evals: str | os.PathLike | Sequence[str | os.PathLike],
-                    generator_evals: str | os.PathLike | Sequence[str | os.PathLike], md_path: str | os.PathLike, csv_path: str | os.PathLike,
-                    runs_csv: str | os.PathLike, html_path: str | os.PathLike) -> pd.DataFrame:
-    """Aggregate the sweep's evaluations, write the Markdown, its HTML page (for ``snakemake --report``) and the CSVs
-    atomically, and log one MLflow parent run for the sweep with one child run per (variant, seed) carrying its
-    overrides as parameters."""
-    sw = params[SWEEP]
-    order = list(sw["variants"]) + list(sw.get("sampling_variants") or {})
-    runs = collect_runs(params, tokenizer_evals, generator_evals)
-    summary = summarize(runs, order, sw["reference"])
-    md = to_markdown(summary, runs, sw["reference"])
-    for path, text in ((md_path, md), (html_path, markdown_page(md, TITLE)),
-                       (csv_path, summary.to_csv(index=False)), (runs_csv, runs.to_csv(index=False))):
-        with atomic_file(path) as tmp:
-            Path(tmp).write_text(text)
-    log_sweep(params, SWEEP, "variant", summary, runs, METRICS, [md_path, html_path, csv_path])
-    return summary

@@ -228,7 +228,7 @@ def extract_clips(name: str, ds: Mapping[str, Any], cfg: ClipConfig, out: str | 
                   metrics_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Extract both splits of dataset ``name`` into the clip store at ``out``; returns summary.json's content.
 
-    Lists everything first (a missing root or list raises :class:`~larp.data.datasets.DatasetError` before any
+    Lists everything first (a missing root or list raises :class:`~larp.errors.DatasetError` before any
     work). Every listed video of both splits is tried; if more than ``cfg.max_failed_fraction`` of a split's videos
     failed, raises :class:`ExtractionError` without publishing and writes ALL the failures beside the would-be output
     (``<out>.failures.csv``), so one fix-and-rerun is enough. ``metrics_path`` (the flat metrics of

@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from larp.config import ParamsError
-from ..errors import DatasetError  # noqa: F401  (re-exported)
+from larp.errors import ParamsError
+from ..errors import DatasetError
 
 SPLITS = ("train", "test")
 COLUMNS = ["video_id", "path", "class_id", "class_name", "split"]
@@ -43,7 +43,7 @@ _K600_FILES = {"train": "train.csv", "val": "validate.csv", "validate": "validat
 
 
 def dataset_entry(params: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The ``datasets.<name>`` entry of params; :class:`~larp.config.ParamsError` naming the declared ones if absent."""
+    """The ``datasets.<name>`` entry of params; :class:`~larp.errors.ParamsError` naming the declared ones if absent."""
     datasets = params.get("datasets") or {}
     if name not in datasets:
         raise ParamsError(f"dataset {name!r} is not declared under datasets in params; declared: {sorted(datasets)}")

@@ -28,7 +28,7 @@ import av
 import numpy as np
 from einops import reduce
 
-from larp.config import ParamsError
+from larp.errors import ParamsError
 from larp.data.counts import SPLIT_GROUPS, tested_groups  # torch-free there (params validation); re-exported
 from larp.io import atomic_dir
 from larp.runtime import progress

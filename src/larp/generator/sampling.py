@@ -10,9 +10,18 @@ References (facts only; no code copied):
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from larp.data.clips import ClipStore, to_float_video
 from larp.generator.model import ARGenerator
+from larp.generator.video_io import to_uint8
+from larp.runtime import progress
 
 
 def cfg_combine(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float) -> torch.Tensor:
@@ -127,3 +136,54 @@ def generate(
         model.reset_cache()
         model.train(was_training)
     return tokens
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# videos: sample token sequences for real windows and decode them through the tokenizer
+
+def _sample_nll(model, tokens: torch.Tensor, cond: torch.Tensor) -> float:
+    """Summed NLL of sampled sequences under the model without CFG (the official sample.py reports it, facts §5)."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=tokens.device.type == "cuda"):
+        logits = model(tokens, cond).float()  # (B, n, V)
+    return F.cross_entropy(rearrange(logits, "b n v -> (b n) v"), rearrange(tokens, "b n -> (b n)"),
+                           reduction="sum").item()
+
+
+@torch.inference_mode()
+def sample_videos(model, tokenizer, store: ClipStore, windows: list[tuple[int, int]], videos: np.ndarray, *,
+                  mode: str, sampling: Mapping[str, Any], context: int, device: str) -> dict[str, np.ndarray | float]:
+    """Generate one video per real window (class: its label; fp: its padded first ``context`` frames), decode it
+    and write it into ``videos`` (uint8 (N, T, H, W, 3), e.g. a memory map: paper-scale sets exceed memory).
+
+    Seeded by ``sampling['seed']``: the same seed, windows and batch size give the same samples. Returns labels,
+    real_index (video, start), the generated tokens, the condition tokens (fp) and the mean sample NLL.
+    """
+    from larp.tokenizer.encode import pad_context, token_dtype
+
+    torch.manual_seed(sampling["seed"])  # stochastic condition encoding, if chosen
+    gen = torch.Generator(device).manual_seed(sampling["seed"])
+    frames, bs = tokenizer.cfg.frames, sampling["batch_size"]
+    cfg_scale = sampling["cfg_scale"] if mode == "class" else 1.0
+    labels = np.array([store.label(v) for v, _ in windows], dtype=np.int64)
+    tokens, conds, nll = [], [], 0.0
+    for i in progress(range(0, len(windows), bs), desc="sample_videos"):
+        part = windows[i:i + bs]
+        if mode == "class":
+            cond = torch.from_numpy(labels[i:i + len(part)]).to(device)
+        else:
+            real = to_float_video(store.read_many(part, frames)).to(device)
+            cond = tokenizer.encode(pad_context(real, context),
+                                    deterministic=not sampling["stochastic_condition"]).indices.long()
+            conds.append(cond.cpu())
+        out = generate(model, cond, cfg_scale=cfg_scale, temperature=sampling["temperature"],
+                       top_k=sampling["top_k"], top_p=sampling["top_p"], generator=gen)  # (b, n)
+        nll += _sample_nll(model, out, cond)
+        tokens.append(out.cpu())
+        videos[i:i + len(part)] = to_uint8(tokenizer.decode_indices(out))
+    all_tokens = torch.cat(tokens)
+    dtype = token_dtype(tokenizer.cfg.codebook_size)  # as the token files (encode_tokens)
+    result = {"labels": labels, "real_index": np.asarray(windows, np.int64),
+              "tokens": all_tokens.numpy().astype(dtype), "sample_nll": nll / all_tokens.numel()}
+    if conds:
+        result["cond_tokens"] = torch.cat(conds).numpy().astype(dtype)
+    return result

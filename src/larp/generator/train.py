@@ -237,17 +237,5 @@ def evaluate_nll(model: ARGenerator, data: TokenData, *, device: str, limit: int
     return {"val_loss": nll / denom, "val_acc": acc / denom, "val_examples": n}
 
 
-def load_generator(path: str | Path, device: str = "cpu") -> tuple[ARGenerator, dict[str, Any]]:
-    """Rebuild a trained generator from ``<dir>/model.safetensors`` alone (weights + embedded configuration)."""
-    from ..io import load_weights
-
-    path = Path(path)
-    state, meta = load_weights(path / "model.safetensors" if path.is_dir() else path, device=device)
-    model = ARGenerator(GeneratorConfig.from_dict(meta["model_config"])).to(device)
-    model.load_state_dict(state)
-    model.eval()
-    return model, meta
-
-
-__all__ = ["build_config", "build_optimizer", "evaluate_nll", "load_generator", "load_tokens", "train_generator",
+__all__ = ["build_config", "build_optimizer", "evaluate_nll", "load_tokens", "train_generator",
            "training_section", "TokenBatches", "TokenData", "TrainResult"]

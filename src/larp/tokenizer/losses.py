@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from larp.errors import LPIPSUnavailable  # noqa: F401  (re-exported)
+from larp.errors import LPIPSUnavailable
 from larp.tokenizer.config import DiscriminatorConfig  # defined torch-free there (params validation); re-exported
 from larp.tokenizer.model import Block, PatchEmbed3D, sincos_3d, xavier_init_linears
 

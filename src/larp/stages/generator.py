@@ -20,21 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from einops import rearrange
 
-from ..errors import StageError
 from ..config import variant_section
-from ..data.clips import ClipStore, chunk_pool, sample_chunks, to_float_video
+from ..data.clips import ClipStore, chunk_pool, sample_chunks
+from ..errors import StageError
+from ..generator.config import GeneratorTraining
+from ..generator.presets import count_parameters
+from ..generator.sampling import sample_videos
+from ..generator.train import build_config, evaluate_nll, load_tokens, train_generator, training_section
+from ..generator.video_io import write_class_grids, write_samples_mp4
 from ..io import atomic_outputs, save_weights, write_json
-from ..runtime import barrier, git_commit, init_distributed, progress, resolve_device, set_seed, stage_seed
+from ..models import load_generator
+from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import CurveLog, curves_path, tracker_for
-from .config import GeneratorTraining
-from .presets import count_parameters
-from .sampling import generate
-from .train import build_config, evaluate_nll, load_generator, load_tokens, train_generator, training_section
-from .video_io import to_uint8, write_class_grids, write_samples_mp4
 
 
 def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str | Path, work_dir: str | Path,
@@ -108,54 +106,6 @@ def _check_inputs(section: Mapping[str, Any], gen_meta: Mapping[str, Any], tok_c
                          f"{tok_cfg.resolution}px; re-run extract_clips and the tokenizer with the same clips settings")
 
 
-def _sample_nll(model, tokens: torch.Tensor, cond: torch.Tensor) -> float:
-    """Summed NLL of sampled sequences under the model without CFG (the official sample.py reports it, facts §5)."""
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=tokens.device.type == "cuda"):
-        logits = model(tokens, cond).float()  # (B, n, V)
-    return F.cross_entropy(rearrange(logits, "b n v -> (b n) v"), rearrange(tokens, "b n -> (b n)"),
-                           reduction="sum").item()
-
-
-@torch.inference_mode()
-def sample_videos(model, tokenizer, store: ClipStore, windows: list[tuple[int, int]], videos: np.ndarray, *,
-                  mode: str, sampling: Mapping[str, Any], context: int, device: str) -> dict[str, np.ndarray | float]:
-    """Generate one video per real window (class: its label; fp: its padded first ``context`` frames), decode it
-    and write it into ``videos`` (uint8 (N, T, H, W, 3), e.g. a memory map: paper-scale sets exceed memory).
-
-    Seeded by ``sampling['seed']``: the same seed, windows and batch size give the same samples. Returns labels,
-    real_index (video, start), the generated tokens, the condition tokens (fp) and the mean sample NLL.
-    """
-    from ..tokenizer.encode import pad_context, token_dtype
-
-    torch.manual_seed(sampling["seed"])  # stochastic condition encoding, if chosen
-    gen = torch.Generator(device).manual_seed(sampling["seed"])
-    frames, bs = tokenizer.cfg.frames, sampling["batch_size"]
-    cfg_scale = sampling["cfg_scale"] if mode == "class" else 1.0
-    labels = np.array([store.label(v) for v, _ in windows], dtype=np.int64)
-    tokens, conds, nll = [], [], 0.0
-    for i in progress(range(0, len(windows), bs), desc="sample_videos"):
-        part = windows[i:i + bs]
-        if mode == "class":
-            cond = torch.from_numpy(labels[i:i + len(part)]).to(device)
-        else:
-            real = to_float_video(store.read_many(part, frames)).to(device)
-            cond = tokenizer.encode(pad_context(real, context),
-                                    deterministic=not sampling["stochastic_condition"]).indices.long()
-            conds.append(cond.cpu())
-        out = generate(model, cond, cfg_scale=cfg_scale, temperature=sampling["temperature"],
-                       top_k=sampling["top_k"], top_p=sampling["top_p"], generator=gen)  # (b, n)
-        nll += _sample_nll(model, out, cond)
-        tokens.append(out.cpu())
-        videos[i:i + len(part)] = to_uint8(tokenizer.decode_indices(out))
-    all_tokens = torch.cat(tokens)
-    dtype = token_dtype(tokenizer.cfg.codebook_size)  # as the token files (encode_tokens)
-    result = {"labels": labels, "real_index": np.asarray(windows, np.int64),
-              "tokens": all_tokens.numpy().astype(dtype), "sample_nll": nll / all_tokens.numel()}
-    if conds:
-        result["cond_tokens"] = torch.cat(conds).numpy().astype(dtype)
-    return result
-
-
 def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir: str | Path,
                       tokenizer_dir: str | Path, clips: str | Path, out_dir: str | Path,
                       metrics_path: str | Path, report_dir: str | Path) -> dict[str, Any]:
@@ -164,7 +114,7 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
     ``tokenizer_dir`` is the variant's tokenizer (results/tokenizer/<its tokenizer>) and ``clips`` the clip store of
     its dataset (results/clips/<its dataset>): the real clips the protocol conditions on.
     """
-    from ..tokenizer.stage import load_tokenizer
+    from ..models import load_tokenizer
 
     section = variant_section(params, "generator", "generators", variant)
     sampling, mode = section["sampling"], section["mode"]

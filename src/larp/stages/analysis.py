@@ -21,18 +21,21 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis import plots
+from ..analysis.html import markdown_page
+from ..analysis.importance import curve_of, redundancy_gains, redundancy_scores, token_heatmap, token_importance
+from ..analysis.ngrams import class_dominance, dominance_area, frequency_histogram, ngram_counts, skew_summary
+from ..analysis.table2 import pooled_delta
 from ..config import variant_section
 from ..data.clips import ClipStore, rfvd_windows, to_float_video
 from ..errors import StageError
 from ..io import atomic_dir, atomic_file, pick_named, write_json
 from ..runtime import resolve_device
-from ..sweeps import SWEEP, ngram_runs  # ngram_runs: torch-free there (the Snakefile reads it); re-exported
+from ..sweeps import (  # ngram_runs: torch-free there (the Snakefile reads it); re-exported
+    SWEEP,
+    ngram_runs,
+)
 from ..tracking import tracker_for
-from . import plots
-from .html import markdown_page
-from .importance import curve_of, redundancy_gains, redundancy_scores, token_heatmap, token_importance
-from .ngrams import class_dominance, dominance_area, frequency_histogram, ngram_counts, skew_summary
-from .table2 import pooled_delta
 
 SECTION = "analysis"
 
@@ -73,7 +76,7 @@ def run_ngrams(params: Mapping[str, Any], *, generators: str | os.PathLike | Seq
     """Sample, count, summarise and plot (see module docstring); one row per (label, seed, n) in skew.csv and per
     (label, seed) in dominance.csv; histograms and dominance curves of the first seed are plotted. ``generators``:
     the train_generator outputs of the n-gram runs (``ngram_runs``), or one folder holding them."""
-    from ..generator.train import load_generator
+    from ..models import load_generator
 
     a = params[SECTION]["ngrams"]
     device = resolve_device(params["run"]["device"])
@@ -138,7 +141,7 @@ def run_importance(params: Mapping[str, Any], *, tokenizer: str | os.PathLike, c
                    out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> dict[str, Any]:
     """Token importance of the tokenizer in ``tokenizer`` (analysis.importance.tokenizer's train_tokenizer output)
     on the clip store ``clips`` (its val_dataset)."""
-    from ..tokenizer.stage import load_tokenizer
+    from ..models import load_tokenizer
 
     a = params[SECTION]["importance"]
     device = resolve_device(params["run"]["device"])
@@ -173,7 +176,7 @@ def run_redundancy(params: Mapping[str, Any], *, tokenizers: Sequence[str | os.P
     first), each on its clip store (``clips``: one per tokenizer, or one for all). Both score the same clips when
     they share a val_dataset, so the per-video gains in ``redundancy_videos.csv`` can be compared pairwise (the claims
     report does)."""
-    from ..tokenizer.stage import load_tokenizer
+    from ..models import load_tokenizer
 
     a = params[SECTION]["redundancy"]
     if len(clips) not in (1, len(tokenizers)):

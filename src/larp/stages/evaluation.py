@@ -27,36 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import StageError
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, random_window, rfvd_windows, sample_chunks, to_float_video
+from ..errors import StageError
 from ..io import atomic_outputs, file_digest, load_weights, read_json, save_weights, write_json
+from ..metrics.detectors import (I3D_GIT_BLOB_SHA1, ClassifierConfig, ClassifierDetector, Detector, I3DChecksumError,
+                                 I3DDetector, VideoClassifier, classifier_accuracy, train_classifier, verify_i3d)
+from ..metrics.fvd import FeatureStats, fvd_from_stats, metric_name
+from ..metrics.health import HealthAccumulator, permute_tokens
+from ..metrics.realstats import (RealStatsKey, cached_real_stats, feature_stats, load_real_stats, save_real_stats,
+                                 store_fingerprint, windows_digest)
+from ..metrics.recon import psnr_per_clip, resize_videos, ssim_per_frame
 from ..runtime import git_commit, resolve_device, set_seed
 from ..tracking import tracker_for
-from .detectors import (
-    I3D_GIT_BLOB_SHA1,
-    ClassifierConfig,
-    ClassifierDetector,
-    Detector,
-    I3DChecksumError,
-    I3DDetector,
-    VideoClassifier,
-    classifier_accuracy,
-    train_classifier,
-    verify_i3d,
-)
-from .fvd import FeatureStats, fvd_from_stats, metric_name
-from .realstats import (
-    RealStatsKey,
-    cached_real_stats,
-    feature_stats,
-    load_real_stats,
-    save_real_stats,
-    store_fingerprint,
-    windows_digest,
-)
-from .health import HealthAccumulator, permute_tokens
-from .recon import psnr_per_clip, resize_videos, ssim_per_frame
 
 LOG_EVERY = 50  # classifier training steps between logged metrics
 FP_RESIZE = "bilinear-antialias"  # larp.metrics.recon.resize_videos (torchvision Resize, official FP protocol)
@@ -224,7 +207,8 @@ def _detector_record(info: Mapping[str, Any]) -> dict[str, Any]:
 @torch.no_grad()
 def _lpips(device: str) -> tuple[Any, str]:
     """(PerceptualLoss on ``device`` or None, status shown when it is unavailable)."""
-    from ..tokenizer.losses import LPIPSUnavailable, PerceptualLoss
+    from ..errors import LPIPSUnavailable
+    from ..tokenizer.losses import PerceptualLoss
 
     try:
         return PerceptualLoss().to(device), "ok"
@@ -245,8 +229,8 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
                            out_path: str | Path) -> dict[str, Any]:
     """rFVD, PSNR, SSIM and LPIPS of tokenizer ``variant`` on its val_dataset (rFVD protocol, module docstring):
     ``clips`` is that dataset's clip store and ``detector_dir`` its train_detector output."""
+    from ..models import load_tokenizer
     from ..tokenizer.presets import count_parameters
-    from ..tokenizer.stage import load_tokenizer
 
     section, ev = variant_section(params, "tokenizer", "tokenizers", variant), params["evaluation"]
     clip_cfg = params["clips"]

@@ -13,14 +13,15 @@ from typing import Any
 
 from ..config import variant_section
 from ..data.clips import ClipStore, across_classes, rfvd_windows
-from ..generator.video_io import side_by_side, to_uint8, write_mp4
 from ..errors import StageError
+from ..generator.video_io import side_by_side, to_uint8, write_mp4
 from ..io import atomic_outputs, save_weights, write_json
+from ..models import load_tokenizer
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
+from ..tokenizer.config import TokenizerTraining
+from ..tokenizer.presets import count_parameters
+from ..tokenizer.train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 from ..tracking import CurveLog, curves_path, tracker_for
-from .config import TokenizerTraining
-from .presets import count_parameters
-from .train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 
 
 def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips: Sequence[str | Path],
@@ -82,29 +83,13 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
     return metrics
 
 
-def load_tokenizer(path: str | Path, device: str = "cpu"):
-    """Rebuild a trained tokenizer from ``<dir>/model.safetensors`` alone (weights + embedded configuration)."""
-    from ..io import load_weights
-    from .model import LARPTokenizer, TokenizerConfig
-
-    path = Path(path)
-    file = path / "model.safetensors" if path.is_dir() else path
-    state, meta = load_weights(file, device=device)
-    model = LARPTokenizer(TokenizerConfig.from_dict(meta["model_config"])).to(device)
-    model.load_state_dict(state)
-    model.eval()
-    return model, meta
-
-
-
-
 def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, clips: Sequence[str | Path],
                       out_dir: str | Path, metrics_path: str | Path) -> dict[str, Any]:
     """Encode the train and test chunks of each clip store in ``clips`` (results/clips/<dataset>) with deterministic
     SVQ; publish ``<out>/<dataset>/*.npz``, the dataset named by its store's folder."""
     import numpy as np
 
-    from .encode import encode_store, token_stats
+    from ..tokenizer.encode import encode_store, token_stats
 
     device = resolve_device(params["run"]["device"])
     model, meta = load_tokenizer(tokenizer_dir, device=device)

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..data.clips import SPLITS, ClipConfig, ExtractionError, extract_clips, summary_metrics
+from ..data.datasets import check_root, dataset_entry, list_videos
+from ..data.synthetic import SyntheticConfig, make_synthetic
 from ..errors import StageError
 from ..tracking import tracker_for
-from .clips import SPLITS, ClipConfig, ExtractionError, extract_clips, summary_metrics
-from .datasets import check_root, dataset_entry, list_videos
-from .synthetic import SyntheticConfig, make_synthetic
 
 
 def run_make_synthetic(params: Mapping[str, Any], out: str | Path, threads: int) -> dict[str, Any]:
