@@ -99,6 +99,14 @@ def parse(name: str) -> tuple[str, str | None, str | None]:
     return parts[0], "variant", parts[2] if len(parts) == 3 else None
 
 
+def _optional_section(head: str) -> bool:
+    """``head`` is a top-level section the params schema knows but does not require (``official``)."""
+    from .config import schema
+
+    s = schema()
+    return head in s.get("properties", {}) and head not in s.get("required", [])
+
+
 def _needs_variant(declared: Sequence[str], variant: str | None) -> None:
     if variant is None and any(parse(d)[1] for d in declared):
         raise ParamsError(f"--reads {' '.join(declared)} names a variant section but the stage has no --variant")
@@ -132,6 +140,8 @@ def stage_view(params: Mapping[str, Any], declared: Sequence[str], variant: str 
             continue
         head, *rest = kind.split(".")
         if head not in params:
+            if _optional_section(head):  # an optional section left out: the stage sees it absent
+                continue
             raise ParamsError(f"--reads {name}: params has no section `{head}`")
         src, dst = params[head], data
         if not rest:
@@ -187,7 +197,8 @@ def dvc_keys(params: Mapping[str, Any], declared: Sequence[str], variant: str | 
     for name in declared:
         kind, var, qualifier = parse(name)
         if not var:
-            keys.append(kind)
+            if kind.split(".")[0] in params or not _optional_section(kind.split(".")[0]):
+                keys.append(kind)
             continue
         if qualifier == "training":
             keys += [f"generator.{k}" for k in params["generator"] if k != "sampling"]

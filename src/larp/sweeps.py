@@ -4,7 +4,8 @@ A sweep is a top-level params section (``SWEEPS``) that names entries (each a se
 ``tokenizer`` and ``generator`` sections) and seeds; every (entry, seed) is one run named
 ``<sweep>-<entry>-s<seed>``, which works wherever a tokenizer or generator variant name does (``variant_section``
 resolves it). So a run goes through the very stages Table 1 uses, writing results/tokenizer/<run>,
-results/generator/<run>, ... . DVC expands the same runs with ``matrix`` over entries x seeds.
+results/generator/<run>, ... . The generated dvc.yaml (workflow/tools/dag.py) has the same runs as ``foreach`` stages
+keyed ``<entry>-<seed>``.
 
 - ``table2`` (paper Table 2, §4.6): ``variants`` are the ablation rows; ``sampling_variants`` are rows that differ only
   in how the reference generator is sampled (the paper's "No CFG" row): they reuse the reference run's tokenizer and

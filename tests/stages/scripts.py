@@ -1,4 +1,4 @@
-"""The stage scripts as the stage tests run them: with ``--reads``, their rule's parameter declaration (the
+"""The stage scripts as the tests run them: with ``--reads``, their rule's parameter declaration (the
 ``**reads(...)`` of the rule of the same name in workflow/rules/*.smk), as Snakemake and DVC pass it. A stage that
 reads a section its rule does not declare therefore fails its own test (larp.reads), and so does a successful run
 that never looked up a declared section (declared for nothing, it would re-run the stage needlessly)."""
@@ -16,21 +16,37 @@ ROOT = Path(__file__).resolve().parents[2]
 WILDCARD_ARGS = {"dataset": "--dataset", "official": "--name"}
 
 
-def declared_reads(rule: str) -> list[str]:
-    """The sections rule ``rule`` declares, wildcards unfilled (``datasets.{dataset}``)."""
+def _call_text(text: str, start: int) -> str:
+    """``reads(...)`` from ``start`` (its name) to the parenthesis that closes it."""
+    depth = 0
+    for i in range(text.index("(", start), len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i + 1]
+    raise AssertionError(f"unclosed reads( at {start}")
+
+
+def declaration(rule: str) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
+    """The positional sections (wildcards unfilled, ``datasets.{dataset}``) and the ``when`` keywords of the
+    ``reads(...)`` of rule ``rule``, parsed as the Python call it is (literal arguments only)."""
     text = "\n".join(f.read_text() for f in sorted((ROOT / "workflow/rules").glob("*.smk")))
-    for block in re.split(r"(?m)^(?=rule \w+:)", text):
-        if block.startswith(f"rule {rule}:"):
-            m = re.search(r"\*\*reads\(([^)]*)\)", block)
+    for block in re.split(r"(?m)^(?=(?:local)?rule \w+:|checkpoint \w+:)", text):
+        if re.match(rf"(?:local)?rule {rule}:", block):
+            m = re.search(r"\*\*reads\(", block)
             assert m, f"rule {rule} declares no reads(...)"
-            return list(ast.literal_eval(f"[{m.group(1)}]"))
+            call = ast.parse(_call_text(block, m.start() + 2), mode="eval").body
+            return ([ast.literal_eval(a) for a in call.args],
+                    {k.arg: ast.literal_eval(k.value) for k in call.keywords})
     raise AssertionError(f"no rule {rule} in workflow/rules/")
 
 
-def reads_argv(rule: str, argv: list[str]) -> list[str]:
-    """``--reads`` and the declaration of ``rule`` with wildcards filled from ``argv``."""
+def reads_argv(rule: str, argv: list[str], wildcards: dict[str, str] | None = None) -> list[str]:
+    """``--reads`` and the declaration of ``rule`` with wildcards filled from ``argv`` (and ``wildcards``)."""
     values = {w: argv[argv.index(flag) + 1] for w, flag in WILDCARD_ARGS.items() if flag in argv}
-    return ["--reads", *(d.format(**values) for d in declared_reads(rule))]
+    values.update(wildcards or {})
+    declared, when = declaration(rule)
+    extra = [n for w, by_value in when.items() for n in by_value.get(values[w], ())]
+    return ["--reads", *(d.format(**values) for d in declared), *extra]
 
 
 class StageScript:
@@ -42,12 +58,13 @@ class StageScript:
         spec.loader.exec_module(self.module)
         self.name = name
 
-    def main(self, argv=None) -> int:
+    def main(self, argv=None, wildcards: dict[str, str] | None = None) -> int:
+        """Run the script; ``wildcards`` gives the values of rule wildcards no argument carries (``kind``)."""
         import larp.cli
 
         argv = list(argv or [])
         if "--reads" not in argv:
-            argv += reads_argv(self.name, argv)
+            argv += reads_argv(self.name, argv, wildcards)
         views = []
 
         def capture(*args, **kwargs):

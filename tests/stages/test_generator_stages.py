@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,12 @@ import torch
 import yaml
 
 from larp.data.clips import MANIFEST_COLUMNS, ClipStore, chunk_pool, sample_chunks, to_float_video
-from larp.models import load_generator
 from larp.generator.video_io import read_mp4
 from larp.io import read_json, save_weights, write_json
+from larp.models import load_generator, load_tokenizer
 from larp.tokenizer.encode import pad_context
 from larp.tokenizer.model import LARPTokenizer
 from larp.tokenizer.presets import TOKENIZER_PRESETS
-from larp.models import load_tokenizer
 
 from .scripts import stage_script
 
@@ -87,11 +87,11 @@ def _train(ws, variant: str, params: list[str] | None = None, out: str = "genera
         "--metrics", str(t / "metrics" / out / f"{variant}.json"), "--threads", "1"])
 
 
-def _sample(ws, variant: str, name: str, params: list[str] | None = None) -> int:
+def _sample(ws, variant: str, name: str, params: list[str] | None = None, clips: Path | None = None) -> int:
     t = ws["tmp"]
     return _script("sample_videos").main([
         "--params", *(params or ws["params"]), "--variant", variant, "--generator", str(t / "generator" / variant),
-        "--tokenizer", str(t / "tokenizer" / "larp"), "--clips", str(t / "clips" / "synthetic"), "--out", str(t / "samples" / name),
+        "--tokenizer", str(t / "tokenizer" / "larp"), "--clips", str(clips or t / "clips" / "synthetic"), "--out", str(t / "samples" / name),
         "--metrics", str(t / "metrics/samples" / f"{name}.json"), "--report", str(t / "reports" / name),
         "--threads", "1"])
 
@@ -172,6 +172,30 @@ def test_too_many_videos_is_a_clear_error(trained, capsys):
     # refused by the parameter validation (from the synthetic set's size) before the stage reads any store
     assert "num_videos = 13" in err and "chunk pool of synthetic/train holds" in err and "set num_videos <=" in err
     assert not (trained["tmp"] / "samples/big").exists()
+
+
+def test_a_clip_store_of_another_dataset_is_refused(trained, capsys):
+    """The rule passes the variant's clip store; one of another dataset (a run by hand) is named, not sampled."""
+    other = trained["tmp"] / "clips/ucf101"
+    shutil.copytree(trained["tmp"] / "clips/synthetic", other)
+    write_json(other / "summary.json", {"dataset": "ucf101", "params": {"clips": {"resolution": RES}}})
+    assert _sample(trained, "class-larp", "wrong-store", clips=other) == 2
+    err = capsys.readouterr().err
+    assert "was made from dataset 'ucf101' but generators.class-larp.dataset is 'synthetic'" in err
+    assert not (trained["tmp"] / "samples/wrong-store").exists()
+
+
+def test_tokens_of_another_tokenizer_are_refused(trained, capsys):
+    other = trained["tmp"] / "tokens/patchwise/synthetic"
+    shutil.copytree(trained["tmp"] / "tokens/larp/synthetic", other)
+    write_json(other / "meta.json", {**read_json(other / "meta.json"), "variant": "patchwise"})
+    rc = _script("train_generator").main([
+        "--params", *trained["params"], "--variant", "class-larp", "--tokens", str(other),
+        "--work", str(trained["tmp"] / "work/wrong"), "--out", str(trained["tmp"] / "wrong"),
+        "--metrics", str(trained["tmp"] / "wrong.json"), "--threads", "1"])
+    assert rc == 2 and "holds the tokens of tokenizer 'patchwise' but the generator trains on 'larp'" in \
+        capsys.readouterr().err
+    assert not (trained["tmp"] / "wrong").exists()
 
 
 def test_runs_are_tracked(trained):

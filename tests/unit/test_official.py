@@ -7,7 +7,6 @@ arguments, or the ModelArgs fields of the AR generator) and model.safetensors un
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -24,6 +23,8 @@ from larp.errors import StageError
 from larp.stages.official import run_import_official
 from larp.tokenizer.model import sincos_1d, sincos_3d
 
+from tests.stages.scripts import stage_script
+
 ROOT = Path(__file__).resolve().parents[2]
 # tiny sizes matching tests/fixtures/params.tiny.yaml clips (8 frames at 16 px): 2x2x2 patches of 4x8x8
 FRAMES, RES, PT, PS, D, HEADS, N, DIM, K = 8, 16, 4, 8, 16, 2, 8, 4, 32
@@ -31,11 +32,7 @@ PRIOR = "gptc-XXS"  # 6 blocks of width 256, 4 heads (the smallest official prio
 GEN_D, GEN_LAYERS, GEN_HEADS, CLASSES = 32, 2, 2, 3
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 # ------------------------------------------------------------------------------------- official-format builders
@@ -176,7 +173,8 @@ def _import(params, name: str, kind: str) -> tuple[int, Path]:
     t = params["tmp"]
     out = t / "results" / kind / name
     rc = _script("import_official").main(["--params", *params["files"], "--name", name, "--out", str(out),
-                                          "--metrics", str(t / "metrics" / f"{name}.json"), "--threads", "1"])
+                                          "--metrics", str(t / "metrics" / f"{name}.json"), "--threads", "1"],
+                                         wildcards={"kind": kind})
     return rc, out
 
 

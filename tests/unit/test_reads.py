@@ -89,3 +89,13 @@ def test_unread_names_the_declared_sections_never_looked_up(params):
     assert view.unread() == ["run"]
     view.get("run")
     assert view.unread() == []
+
+
+def test_a_declared_optional_section_left_out_is_absent_not_an_error(params):
+    """`official` is optional in the schema: a complete params file without it still runs make_table1."""
+    without = {k: v for k, v in params.items() if k != "official"}
+    view = stage_view(without, ["tokenizers", "official"])
+    assert view.get("official") is None and "official" not in view
+    assert dvc_keys(without, ["tokenizers", "official"]) == ["tokenizers"]
+    with pytest.raises(ParamsError, match="params has no section `clips`"):  # a required one stays an error
+        stage_view({k: v for k, v in params.items() if k != "clips"}, ["clips"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ from larp.stages.tables import run_make_scaling
 from larp.sweeps import all_trained_runs, find_run, generator_source, parse_run, run_name, trained_runs
 from larp.tokenizer.presets import TOKENIZER_PRESETS, count_config_parameters
 from larp.tokenizer.train import build_config
+
+from tests.stages.scripts import stage_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests/fixtures/params.tiny.yaml"
@@ -252,11 +253,7 @@ def test_make_scaling_writes_the_report_plots_both_series_and_tracks_every_run(t
     assert child.data.metrics["gfvd"] == pytest.approx(1116.5)
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow/scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = stage_script  # the script with its rule's --reads (tests/stages/scripts.py)
 
 
 def test_a_missing_evaluation_names_the_job_that_makes_it(tmp_path, capsys):

@@ -76,7 +76,7 @@ def test_dvc_passes_a_hostile_root_as_one_argument_and_runs_nothing(tmp_path):
 
 def test_a_root_that_cannot_be_quoted_is_refused_naming_the_key():
     params = load_params([ROOT / "params.yaml"])
-    for bad in ("data/it's", "data/a\nb"):
+    for bad in ("data/it's", "data/a\nb", "data/a, b", "data/${x}"):
         params["datasets"]["synthetic"]["root"] = bad
         with pytest.raises(ParamsError, match=r"datasets\.synthetic\.root = .* single quote"):
             validate_params(params)

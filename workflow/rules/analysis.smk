@@ -2,7 +2,7 @@
 
 ANALYSIS = config["analysis"]
 NGRAM_RUNS = [r for runs in ngram_runs(config).values() for r in runs]
-VAL_CLIPS = lambda variant: f"results/clips/{TOKENIZER_CFG[variant]['val_dataset']}"
+VAL_CLIPS = lambda variant: clip_store(TOKENIZER_CFG[variant]["val_dataset"])
 
 
 rule analysis_ngrams:

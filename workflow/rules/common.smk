@@ -14,6 +14,7 @@ import shutil
 # (tests/workflow/test_snakemake.py::test_parse_imports_no_torch).
 from larp.config import load_params, validate_params, variant_section
 from larp.errors import ParamsError
+from larp.official_params import official_entry_json
 from larp.reads import tracked_json
 from larp.sweeps import all_sampling_runs, all_trained_runs, generator_source, ngram_runs, sampling_runs, trained_runs
 
@@ -79,20 +80,28 @@ def resource_value(res):
     return getattr(res, "value", res)
 
 
-def reads(*declared):
+def reads(*declared, **when):
     """The parameter sections a rule's stage reads (larp.reads), declared once: ``params: **reads(...)`` gives the
     script's ``--reads`` list (wildcards filled in, e.g. ``datasets.{dataset}``) and their values, which Snakemake's
     params trigger tracks; workflow/tools/dag.py writes the same sections into dvc.yaml. A stage reading a section
     it does not declare stops with an error naming it. The variant of ``tokenizer:variant`` / ``generator:variant``
-    is the job's {tok} or {gen}."""
+    is the job's {tok} or {gen}. ``when`` adds sections by a wildcard's value, for a rule whose jobs read different
+    sections: ``kind={"generator": ["generators", "generator"]}``. Only literals here: tests/stages/scripts.py reads
+    the declaration back from this file."""
 
     def names(wildcards):
-        return [d.format(**wildcards) for d in declared]
+        extra = [n for w, by_value in when.items() for n in by_value.get(wildcards[w], ())]
+        return [d.format(**wildcards) for d in declared] + extra
 
     def tracked(wildcards):
         return tracked_json(config, names(wildcards), wildcards.get("tok") or wildcards.get("gen"))
 
     return {"reads": lambda wildcards: " ".join(shlex.quote(n) for n in names(wildcards)), "tracked": tracked}
+
+
+def clip_store(dataset):
+    """extract_clips' output for ``dataset``: the exact path every stage reading that dataset's clips is given."""
+    return f"results/clips/{dataset}"
 
 
 def dataset_root(wildcards):
@@ -102,3 +111,10 @@ def dataset_root(wildcards):
 def generator_weights(wildcards):
     """The trained generator a sampling run uses: its own, or the reference run's for a sweep's sampling variant."""
     return f"results/generator/{generator_source(config, wildcards.gen)}"
+
+
+def official_kind_checked(wildcards):
+    """import_official's input: no file; refuses, while the DAG is built, a job whose {kind} is not the entry's kind (a generator entry
+    asked for as results/tokenizer/<name>)."""
+    official_entry_json(config, wildcards.official, wildcards.kind)
+    return []

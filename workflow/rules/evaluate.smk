@@ -36,7 +36,7 @@ rule train_detector:
 rule evaluate_tokenizer:
     input:
         tokenizer="results/tokenizer/{tok}",
-        clips=lambda wc: f"results/clips/{TOKENIZER_CFG[wc.tok]['val_dataset']}",
+        clips=lambda wc: clip_store(TOKENIZER_CFG[wc.tok]["val_dataset"]),
         detector=lambda wc: f"results/detector/{TOKENIZER_CFG[wc.tok]['val_dataset']}",
     output:
         "results/eval/tokenizer/{tok}.json",
@@ -65,7 +65,7 @@ rule evaluate_generator:
     input:
         samples="results/samples/{gen}",
         generator=generator_weights,
-        clips=lambda wc: f"results/clips/{GENERATOR_CFG[wc.gen]['dataset']}",
+        clips=lambda wc: clip_store(GENERATOR_CFG[wc.gen]["dataset"]),
         detector=lambda wc: f"results/detector/{GENERATOR_CFG[wc.gen]['dataset']}",
     output:
         "results/eval/generator/{gen}.json",

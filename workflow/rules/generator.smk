@@ -42,7 +42,7 @@ rule sample_videos:
     input:
         generator=generator_weights,
         tokenizer=lambda wc: f"results/tokenizer/{GENERATOR_CFG[wc.gen]['tokenizer']}",
-        clips=lambda wc: f"results/clips/{GENERATOR_CFG[wc.gen]['dataset']}",
+        clips=lambda wc: clip_store(GENERATOR_CFG[wc.gen]["dataset"]),
     output:
         samples=directory("results/samples/{gen}"),
         metrics="results/metrics/sample_videos/{gen}.json",

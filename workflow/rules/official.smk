@@ -7,7 +7,8 @@ the rule orders below make import_official, not a training rule, build its resul
 
 import re
 
-from larp.official_params import official_entry_json, official_targets  # torch-free (larp.official imports torch)
+from larp.official_params import official_targets  # torch-free (larp.official imports torch)
+
 
 OFFICIAL_NAMES = sorted(config.get("official") or {})
 
@@ -17,6 +18,8 @@ ruleorder: import_official > train_generator
 
 
 rule import_official:
+    input:
+        official_kind_checked,
     output:
         model=directory("results/{kind}/{official}"),
         metrics="results/metrics/import_official/{kind}/{official}.json",
@@ -25,7 +28,8 @@ rule import_official:
         official="|".join(re.escape(n) for n in OFFICIAL_NAMES) or "(?!x)x",
     params:
         files=PARAMS,
-        **reads("official.{official}", "tokens"),
+        # a generator import also records the token layout (tokens) and checks itself against its declared variant
+        **reads("official.{official}", kind={"generator": ["tokens", "generators", "generator"]}),
     log:
         "logs/import_official/{kind}/{official}.log",
     benchmark:

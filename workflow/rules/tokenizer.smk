@@ -29,8 +29,8 @@ if _GPU_OVER_CAP:
 
 rule train_tokenizer:
     input:
-        train=lambda wc: [f"results/clips/{n}" for n in TOKENIZER_CFG[wc.tok]["train_datasets"]],
-        val=lambda wc: f"results/clips/{TOKENIZER_CFG[wc.tok]['val_dataset']}",
+        train=lambda wc: [clip_store(n) for n in TOKENIZER_CFG[wc.tok]["train_datasets"]],
+        val=lambda wc: clip_store(TOKENIZER_CFG[wc.tok]["val_dataset"]),
     output:
         model=directory("results/tokenizer/{tok}"),
         metrics="results/metrics/train_tokenizer/{tok}.json",
@@ -63,7 +63,7 @@ rule train_tokenizer:
 rule encode_tokens:
     input:
         tokenizer="results/tokenizer/{tok}",
-        clips=expand("results/clips/{dataset}", dataset=DATASETS),
+        clips=[clip_store(d) for d in DATASETS],
     output:
         tokens=directory("results/tokens/{tok}"),
         metrics="results/metrics/encode_tokens/{tok}.json",

@@ -1,7 +1,7 @@
 """Stage make_scaling: the paper's scaling figures (Fig. 1b, Fig. 3a, Fig. 3b) from the scaling sweep's evaluations.
 
-Inputs:  --tokenizer-evals DIR (scaling-<point>-s<seed>.json of evaluate_tokenizer for every run),
-         --generator-evals DIR (the same for evaluate_generator).
+Inputs:  --tokenizer-evals FILE ... (results/eval/tokenizer/scaling-<point>-s<seed>.json of every run),
+         --generator-evals FILE ... (the same of evaluate_generator).
 Outputs: --out DIR: runs.csv (one row per run), points.csv (mean and std per point), scaling.md (tables), and one
          <figure>.png per entry of params `scaling.figures` (rFVD and gFVD panels).
 Tiny run: python workflow/scripts/make_scaling.py --params params.yaml tests/fixtures/params.tiny.yaml \

@@ -1,7 +1,7 @@
 """Stage make_table1: the paper's Table 1 with this run's measured rows beside the paper's (quoted) rows.
 
-Inputs:  --tokenizer-evals DIR (<variant>.json of evaluate_tokenizer for every `tokenizers` variant),
-         --generator-evals DIR (<variant>.json of evaluate_generator for every `generators` variant).
+Inputs:  --tokenizer-evals FILE ... (results/eval/tokenizer/<variant>.json of every `tokenizers` variant),
+         --generator-evals FILE ... (results/eval/generator/<variant>.json of every `generators` variant).
 Outputs: --md FILE (Markdown table + protocol and detector notes), --html FILE (that Markdown as one HTML page,
          for snakemake --report), --csv FILE (the same table).
 Tiny run: python workflow/scripts/make_table1.py --params params.yaml tests/fixtures/params.tiny.yaml \

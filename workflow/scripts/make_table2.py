@@ -1,7 +1,7 @@
 """Stage make_table2: the paper's Table 2 (ablations), mean ± std over the sweep's seeds, beside the paper's rows.
 
-Inputs:  --tokenizer-evals DIR (table2-<variant>-s<seed>.json of evaluate_tokenizer for every trained run),
-         --generator-evals DIR (the same for evaluate_generator, sampling-only runs included).
+Inputs:  --tokenizer-evals FILE ... (results/eval/tokenizer/table2-<variant>-s<seed>.json of every trained run),
+         --generator-evals FILE ... (the same of evaluate_generator, sampling-only runs included).
 Outputs: --md FILE (Markdown table), --html FILE (that Markdown as one HTML page, for snakemake --report),
          --csv FILE (per-variant summary), --runs-csv FILE (one row per run).
 Tiny run: python workflow/scripts/make_table2.py --params params.yaml tests/fixtures/params.tiny.yaml \

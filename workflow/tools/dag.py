@@ -33,7 +33,9 @@ TARGET_RULES = {"reproduce_table1", "reproduce_table2", "reproduce_scaling", "an
 
 
 def _run(args: list[str], extra_args: list[str] | None = None) -> str:
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", DVC_NO_ANALYTICS="1")
+    # the project's own profiles only (profiles/default): a user's SNAKEMAKE_PROFILE could change the commands
+    env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_PROFILE"}
+    env.update(PATH=f"{BIN}:{os.environ.get('PATH', '')}", DVC_NO_ANALYTICS="1")
     out = subprocess.run([str(BIN / args[0]), *args[1:], *(extra_args or [])], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True, timeout=TOOL_TIMEOUT_S)
     return out.stdout
@@ -41,7 +43,7 @@ def _run(args: list[str], extra_args: list[str] | None = None) -> str:
 
 def normalise_cmd(cmd: str) -> tuple[str, ...]:
     """argv without the log redirect and without --threads (Snakemake passes it; DVC lets scripts use every core)."""
-    argv = shlex.split(cmd.split(" > ")[0])
+    argv = shlex.split(re.sub(r" > ('[^']*'|\S+) 2>&1$", "", cmd.strip()))
     out, skip = [], False
     for a in argv:
         if skip:
@@ -59,8 +61,8 @@ def dry_run_jobs(*extra: str, targets: tuple[str, ...] = ("all",)) -> list[dict]
     wildcards (ordered), inputs and outputs (ordered lists) and the shell command as Snakemake would run it."""
     text = _run(["snakemake", *targets, "-n", "-p", "-F", "--cores", "1", *extra])
     jobs = []
-    for block in re.split(r"\n(?=rule \w+:)", text):
-        m = re.match(r"rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", text):
+        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         if not m or m.group(1) in TARGET_RULES:
             continue
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
@@ -299,7 +301,7 @@ def write_dvc(*extra: str) -> Path:
 
 
 def _snakemake_name(dvc_name: str) -> str:
-    """DVC's matrix name for a sweep run, ``<stage>_<sweep>[s]@<entry>-<seed>`` (``train_tokenizer_table2@no-prior-1``,
+    """DVC's foreach name for a sweep run, ``<stage>_<sweep>[s]@<entry>-<seed>`` (``train_tokenizer_table2@no-prior-1``,
     ``sample_videos_table2s@no-cfg-0``, ``encode_tokens_scaling@tokens-16-0``), as Snakemake's job name
     ``<stage>@<sweep>-<entry>-s<seed>`` (both run the same command; see dvc.yaml)."""
     m = re.match(rf"^(\w+?)_({'|'.join(SWEEPS)})s?@(.+)-(\d+)$", dvc_name)

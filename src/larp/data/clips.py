@@ -338,7 +338,9 @@ class ClipStore:
             raise self._damaged(folder / "manifest.csv", str(exc)) from None
         try:
             self.class_names = list(pd.read_csv(self.root / "classes.csv")["class_name"].astype(str))
-            self.resolution = int(read_json(self.root / "summary.json")["params"]["clips"]["resolution"])
+            summary = read_json(self.root / "summary.json")
+            self.resolution = int(summary["params"]["clips"]["resolution"])
+            self.dataset = str(summary.get("dataset") or self.root.name)  # the datasets.<name> it was extracted from
         except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise self._damaged(self.root, f"classes.csv or summary.json unreadable: {exc!r}") from None
         self.num_classes = len(self.class_names)

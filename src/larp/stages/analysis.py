@@ -179,15 +179,17 @@ def run_redundancy(params: Mapping[str, Any], *, tokenizers: Sequence[str | os.P
     from ..models import load_tokenizer
 
     a = params[SECTION]["redundancy"]
+    tokenizers = pick_named(tokenizers, a["tokenizers"], stage="train_tokenizer")  # in the declared order
     if len(clips) not in (1, len(tokenizers)):
         raise StageError(f"analysis_redundancy: {len(tokenizers)} tokenizers but {len(clips)} clip stores; pass one "
                          "clip store, or one per tokenizer in the same order")
     device = resolve_device(params["run"]["device"])
     scores = {}
-    for folder, store in zip(tokenizers, list(clips) * len(tokenizers) if len(clips) == 1 else clips):
+    for name, folder, store in zip(a["tokenizers"], tokenizers, list(clips) * len(tokenizers) if len(clips) == 1
+                                   else clips):
         tok, _ = load_tokenizer(folder, device=device)
         videos = _test_videos(store, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"])
-        scores[Path(folder).name] = redundancy_scores(tok, videos, levels=a["levels"])
+        scores[name] = redundancy_scores(tok, videos, levels=a["levels"])
     curves = {k: curve_of(v) for k, v in scores.items()}
     metrics = {f"{k}/gain_db": float(redundancy_gains(v).mean()) for k, v in scores.items()}
     with tracker_for(params, stage="analysis_redundancy", variant="+".join(scores), study="analysis",

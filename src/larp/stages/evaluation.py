@@ -39,6 +39,7 @@ from ..metrics.realstats import (RealStatsKey, cached_real_stats, feature_stats,
                                  store_fingerprint, windows_digest)
 from ..metrics.recon import psnr_per_clip, resize_videos, ssim_per_frame
 from ..runtime import git_commit, resolve_device, set_seed
+from .checks import check_dataset
 from ..tracking import tracker_for
 
 LOG_EVERY = 50  # classifier training steps between logged metrics
@@ -187,9 +188,11 @@ def load_detector(detector_dir: str | Path, kind: str, device: str = "cpu") -> t
     return ClassifierDetector(model, info["tag"]), info
 
 
-def _detector_for(params: Mapping[str, Any], detector_dir: str | Path, frames: int,
+def _detector_for(params: Mapping[str, Any], detector_dir: str | Path, dataset: str, frames: int,
                   device: str) -> tuple[Detector, dict[str, Any]]:
+    """The detector in ``detector_dir``, which must be ``dataset``'s (a classifier is trained per dataset)."""
     detector, info = load_detector(detector_dir, params["detector"]["kind"], device)
+    check_dataset(f"the detector in {detector_dir}", info.get("dataset", dataset), dataset, "the scored dataset")
     if info["kind"] == "classifier" and info["config"]["frames"] != frames:
         raise StageError(f"the {info['name']} detector takes {info['config']['frames']}-frame clips but the clips "
                          f"scored have {frames}; re-run train_detector with clips.frames = {frames}")
@@ -239,10 +242,11 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
     model, _ = load_tokenizer(tokenizer_dir, device=device)
     cfg = model.cfg
     store = ClipStore(clips, split)
+    check_dataset(f"clip store {store.root}", store.dataset, dataset, f"tokenizers.{variant}.val_dataset")
     if store.resolution != cfg.resolution:
         raise StageError(f"clip store {store.root} holds {store.resolution}px clips but tokenizer {variant} expects "
                          f"{cfg.resolution}px; re-run extract_clips and train_tokenizer with the same clips settings")
-    detector, info = _detector_for(params, detector_dir, cfg.frames, device)
+    detector, info = _detector_for(params, detector_dir, dataset, cfg.frames, device)
     windows = rfvd_windows(store, cfg.frames, clip_cfg["rfvd_seed"])[: ev["rfvd_max_videos"] or None]
     key = RealStatsKey(detector=info["name"], detector_hash=info["weights_hash"], dataset=dataset,
                        store=store_fingerprint(store), split=split, protocol="rfvd", n=len(windows),
@@ -339,6 +343,7 @@ def run_evaluate_generator(params: Mapping[str, Any], variant: str, *, samples_d
     n, frames = videos.shape[:2]
     split = "train" if mode == "class" else "test"
     store = ClipStore(clips, split)
+    check_dataset(f"clip store {store.root}", store.dataset, dataset, f"generators.{variant}.dataset")
     if videos.shape[2] != store.resolution:
         raise StageError(f"samples are {videos.shape[2]}px but clip store {store.root} holds {store.resolution}px "
                          "clips; re-run sample_videos")
@@ -347,7 +352,7 @@ def run_evaluate_generator(params: Mapping[str, Any], variant: str, *, samples_d
     size = ev["fp_resolution"] if mode == "fp" else None
     protocol = f"fp-fvd{size}" if mode == "fp" else "gfvd"
     device = resolve_device(params["run"]["device"])
-    detector, info = _detector_for(params, detector_dir, frames, device)
+    detector, info = _detector_for(params, detector_dir, dataset, frames, device)
     key = RealStatsKey(detector=info["name"], detector_hash=info["weights_hash"], dataset=dataset,
                        store=store_fingerprint(store), split=split, protocol=protocol, n=n, seed=seed, frames=frames,
                        resolution=size or store.resolution, resize=FP_RESIZE if size else "none",

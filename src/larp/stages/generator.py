@@ -33,6 +33,7 @@ from ..io import atomic_outputs, save_weights, write_json
 from ..models import load_generator
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import CurveLog, curves_path, tracker_for
+from .checks import check_dataset, check_tokens
 
 
 def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str | Path, work_dir: str | Path,
@@ -47,6 +48,7 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str 
     seed = stage_seed(params, section)
     set_seed(seed)
     data = load_tokens(tokens, "train", section["mode"])
+    check_tokens(data.meta, str(tokens), section["tokenizer"], section["dataset"])
     val = load_tokens(tokens, "test", section["mode"])
 
     t0 = time.perf_counter()
@@ -123,6 +125,7 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
     tokenizer, _ = load_tokenizer(tokenizer_dir, device=device)
     split = "train" if mode == "class" else "test"
     store = ClipStore(clips, split)
+    check_dataset(f"clip store {store.root}", store.dataset, section["dataset"], f"generators.{variant}.dataset")
     _check_inputs(section, gen_meta, tokenizer.cfg, store)
     protocol = "class-conditional gFVD" if mode == "class" else "frame prediction"
     windows = _real_clips(store, tokenizer.cfg.frames, sampling["num_videos"], params["clips"]["gfvd_seed"], protocol)

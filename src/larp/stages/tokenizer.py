@@ -22,6 +22,7 @@ from ..tokenizer.config import TokenizerTraining
 from ..tokenizer.presets import count_parameters
 from ..tokenizer.train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 from ..tracking import CurveLog, curves_path, tracker_for
+from .checks import check_dataset
 
 
 def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips: Sequence[str | Path],
@@ -39,6 +40,13 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
     set_seed(seed)
     train_stores = [ClipStore(store, "train") for store in train_clips]
     val_store = ClipStore(val_clips, "test")
+    if len(train_stores) != len(section["train_datasets"]):
+        raise StageError(f"tokenizers.{variant}.train_datasets names {len(section['train_datasets'])} dataset(s) but "
+                         f"{len(train_stores)} clip store(s) were given; pass one per dataset, in that order")
+    for store, name in zip(train_stores, section["train_datasets"]):
+        check_dataset(f"clip store {store.root}", store.dataset, name, f"tokenizers.{variant}.train_datasets")
+    check_dataset(f"clip store {val_store.root}", val_store.dataset, section["val_dataset"],
+                  f"tokenizers.{variant}.val_dataset")
 
     t0 = time.perf_counter()
     # every key after presets and overrides: the section plus the model configuration it builds (preset + model.*)
