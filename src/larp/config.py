@@ -380,9 +380,10 @@ def variant_section(params: Mapping[str, Any], section: str, variants_key: str, 
     Overrides are dotted keys relative to the section, e.g. ``tokenizers: {patchwise: {model.kind: patchwise}}``.
     The result is validated against the section's schema, so an override can't smuggle in a bad value.
     """
-    # sweep runs (<sweep>-<entry>-s<seed>) resolve like declared ones; `in`, not get(): a stage view (larp.reads)
-    # that declares the sweep but not the variants section resolves its runs without reading the latter
-    variants = (params[variants_key] if variants_key in params else None) or {}
+    # sweep runs (<sweep>-<entry>-s<seed>) resolve like declared ones. `in params.keys()`: a stage view (larp.reads)
+    # that declares the sweep but not the variants section resolves its runs without reading the latter (plain `in`
+    # on a view refuses an undeclared section)
+    variants = (params[variants_key] if variants_key in params.keys() else None) or {}
     overrides = variants.get(name) if name in variants else run_overrides(params, section, name)
     if overrides is None:
         raise ParamsError(f"{variants_key}: no variant named {name!r}; declared variants are {sorted(variants)} "

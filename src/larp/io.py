@@ -218,7 +218,11 @@ def pick_named(paths: str | os.PathLike | Sequence[str | os.PathLike], names: Se
         where = f"among the {len(paths)} paths given"
     missing = [n for n in names if n not in found]
     if missing:
-        raise FileNotFoundError(f"no {', '.join(f'{n}{suffix}' for n in missing)} {where}; run "
+        folders = [] if isinstance(paths, (str, os.PathLike)) else [p for p in paths if Path(p).is_dir()
+                                                                    and Path(p).name not in names]
+        hint = (f" ({', '.join(map(str, folders))} is a folder: pass the paths in it, e.g. "
+                f"{Path(folders[0]) / ('*' + suffix)})" if folders and suffix else "")
+        raise FileNotFoundError(f"no {', '.join(f'{n}{suffix}' for n in missing)} {where}{hint}; run "
                                 f"{', '.join(f'{stage}@{n}' for n in missing)} first")
     return [found[n] for n in names]
 

@@ -57,14 +57,27 @@ class StageParams(dict):
                 return StageParams(value, self._full[key], self._declared, f"{self._where}{key}.", self._used)
             return value
         if key in self._full:
-            raise ParamsError(
-                f"this stage reads params `{self._where}{key}`, which its declaration does not list "
-                f"(--reads {' '.join(self._declared)}); add it to the rule's reads(...) in workflow/rules/ and "
-                "regenerate dvc.yaml (python workflow/tools/dag.py --write-dvc)")
+            raise self._undeclared(key)
         raise KeyError(key)
+
+    def _undeclared(self, key: str) -> ParamsError:
+        return ParamsError(
+            f"this stage reads params `{self._where}{key}`, which its declaration does not list "
+            f"(--reads {' '.join(self._declared)}); add it to the rule's reads(...) in workflow/rules/ and "
+            "regenerate dvc.yaml (python workflow/tools/dag.py --write-dvc)")
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if dict.__contains__(self, key) or key in self._full else default
+
+    def __contains__(self, key: object) -> bool:
+        """``key in view`` asks about params, so an undeclared key params has is refused like a look-up (it would
+        otherwise answer False and the stage would act as if params had no such key)."""
+        if dict.__contains__(self, key):
+            self._used.add(f"{self._where}{key}")
+            return True
+        if key in self._full:
+            raise self._undeclared(key)
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         """A plain deep copy of what the stage sees (for logging)."""

@@ -173,3 +173,17 @@ def test_damaged_weights_are_refused_naming_the_file(tmp_path):
         path.write_bytes(content)
         with pytest.raises(StageError, match=rf"{path}.*(readable|digest).*re-run the stage"):
             load_weights(path)
+
+
+def test_pick_named_takes_named_paths_in_order_and_names_the_missing_job(tmp_path):
+    from larp.io import pick_named
+
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.json").write_text("{}")
+    files = [tmp_path / "b.json", tmp_path / "a.json"]
+    assert pick_named(files, ["a", "b"], suffix=".json", stage="evaluate_tokenizer") == files[::-1]
+    assert pick_named(tmp_path, ["b"], suffix=".json", stage="evaluate_tokenizer") == [tmp_path / "b.json"]
+    with pytest.raises(FileNotFoundError, match=r"no c\.json among the 2 paths given; run evaluate_tokenizer@c"):
+        pick_named(files, ["a", "c"], suffix=".json", stage="evaluate_tokenizer")
+    with pytest.raises(FileNotFoundError, match=r"is a folder: pass the paths in it, e\.g\. .*\*\.json"):
+        pick_named([tmp_path], ["a"], suffix=".json", stage="evaluate_tokenizer")

@@ -52,7 +52,9 @@ def test_a_variant_arrives_resolved_and_resolves_to_itself(params, variant):
 
 def test_training_view_has_no_sampling_and_its_value_ignores_sampling(params):
     view = stage_view(params, ["generator:variant:training"], "class-larp")
-    assert "sampling" not in view["generator"] and view["generator"]["tokenizer"] == "larp"
+    assert "sampling" not in set(view["generator"]) and view["generator"]["tokenizer"] == "larp"
+    with pytest.raises(ParamsError, match="`generator.sampling`"):
+        "sampling" in view["generator"]  # noqa: B015  (training must not look at sampling)
     changed = json.loads(json.dumps(params))
     changed["generators"]["class-larp"]["sampling.temperature"] = 0.5
     decl = ["generator:variant:training", "run"]
@@ -99,3 +101,10 @@ def test_a_declared_optional_section_left_out_is_absent_not_an_error(params):
     assert dvc_keys(without, ["tokenizers", "official"]) == ["tokenizers"]
     with pytest.raises(ParamsError, match="params has no section `clips`"):  # a required one stays an error
         stage_view({k: v for k, v in params.items() if k != "clips"}, ["clips"])
+
+
+def test_membership_of_an_undeclared_section_is_refused_too(params):
+    view = stage_view(params, ["clips"])
+    assert "clips" in view and "no_such_section" not in view
+    with pytest.raises(ParamsError, match="`tokenizers`"):
+        "tokenizers" in view  # noqa: B015  (would otherwise answer False: "no variant named ...")
