@@ -13,31 +13,27 @@ from pathlib import Path
 from .io import load_weights
 
 
-def _weights(path: str | Path) -> Path:
-    path = Path(path)
-    return path / "model.safetensors" if path.is_dir() else path
+def _load(path: str | Path, model_cls: type, config_cls: type, device: str):
+    file = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
+    state, meta = load_weights(file, device=device)
+    model = model_cls(config_cls.from_dict(meta["model_config"])).to(device)
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
 
 
 def load_tokenizer(path: str | Path, device: str = "cpu"):
     """The trained :class:`~larp.tokenizer.model.LARPTokenizer` in ``path`` (eval mode) and the file's metadata."""
     from .tokenizer.model import LARPTokenizer, TokenizerConfig
 
-    state, meta = load_weights(_weights(path), device=device)
-    model = LARPTokenizer(TokenizerConfig.from_dict(meta["model_config"])).to(device)
-    model.load_state_dict(state)
-    model.eval()
-    return model, meta
+    return _load(path, LARPTokenizer, TokenizerConfig, device)
 
 
 def load_generator(path: str | Path, device: str = "cpu"):
     """The trained :class:`~larp.generator.model.ARGenerator` in ``path`` (eval mode) and the file's metadata."""
     from .generator.model import ARGenerator, GeneratorConfig
 
-    state, meta = load_weights(_weights(path), device=device)
-    model = ARGenerator(GeneratorConfig.from_dict(meta["model_config"])).to(device)
-    model.load_state_dict(state)
-    model.eval()
-    return model, meta
+    return _load(path, ARGenerator, GeneratorConfig, device)
 
 
 __all__ = ["load_generator", "load_tokenizer"]
