@@ -3,6 +3,7 @@
 import importlib.util
 
 import pytest
+import yaml
 
 from .conftest import ROOT
 
@@ -90,3 +91,21 @@ def test_workflow_subprocess_limits_are_safety_limits_not_speed_requirements():
     from .conftest import TOOL_TIMEOUT_S
 
     assert TOOL_TIMEOUT_S >= 3600 and dag.TOOL_TIMEOUT_S >= 3600
+
+
+def test_dvc_names_map_back_to_snakemake_job_names():
+    assert dag._snakemake_name("train_tokenizer@larp") == "train_tokenizer@larp"
+    assert dag._snakemake_name("train_tokenizer_table2@no-prior-1") == "train_tokenizer@table2-no-prior-s1"
+    assert dag._snakemake_name("sample_videos_table2s@no-cfg-0") == "sample_videos@table2-no-cfg-s0"
+    # a rule's second foreach stage (its jobs' lists have another length) names the same jobs
+    assert dag._snakemake_name("train_tokenizer_2@larp") == "train_tokenizer@larp"
+    assert dag._snakemake_name("train_tokenizer_table2_2@no-prior-1") == "train_tokenizer@table2-no-prior-s1"
+    assert dag._snakemake_name("make_table1") == "make_table1"
+
+
+def test_foreach_items_name_their_varying_inputs():
+    """A varying input is an item field named after its kind of folder, and the command writes it with that field."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    sample = stages["sample_videos"]
+    assert "--tokenizer ${item.tokenizer}" in sample["do"]["cmd"] and "${item.tokenizer}" in sample["do"]["deps"]
+    assert sample["foreach"]["class-patchwise"]["tokenizer"] == "results/tokenizer/patchwise"

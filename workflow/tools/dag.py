@@ -233,14 +233,28 @@ def _template(values: list[str], keys: list[str], members: list[dict]) -> str | 
     return None
 
 
+def _slot(field: str, i: int, values: list[str], taken: set[str]) -> str:
+    """The item field a varying value goes in: named after what it is where that is plain (``tokenizer`` for
+    results/tokenizer/<name>, the same kind of folder for every item), else after its place (``deps3``), so
+    dvc.yaml reads as what it depends on and does not change when an unrelated import is added."""
+    kinds = {Path(v).parts[1] if len(Path(v).parts) > 2 and Path(v).parts[0] == "results" else None for v in values}
+    name = kinds.pop() if len(kinds) == 1 and None not in kinds else f"{field}{i}"
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
 def _foreach(members: list[tuple[str, dict, dict]]) -> dict:
     """A ``foreach`` stage over ``members`` (key, stage, variables) that all have the same list lengths; a value no
-    template writes becomes an item field (``${item.cmd}``, ``${item.deps3}``)."""
+    template writes becomes an item field (``${item.tokenizer}``), which the command then writes too where it holds
+    that value."""
     keys = [k for k, _, _ in members]
-    variables = [v for _, _, v in members]
+    variables = [dict(v, subs=list(v.get("subs", []))) for _, _, v in members]
     items = [dict(v["item"]) for v in variables]
+    taken = set(items[0])
     do: dict = {}
-    for field in ("cmd", *FIELDS):
+    for field in (*FIELDS, "cmd"):  # lists first: their item fields may then template the command
         single = field == "cmd"
         n = 1 if single else len(members[0][1][field])
         column = []
@@ -248,15 +262,19 @@ def _foreach(members: list[tuple[str, dict, dict]]) -> dict:
             values = [s[field] if single else s[field][i] for _, s, _ in members]
             tpl = _template(values, keys, variables)
             if tpl is None:
-                slot = field if single else f"{field}{i}"
-                for it, v in zip(items, values):
+                slot = "cmd" if single else _slot(field, i, values, taken)
+                for it, var, v in zip(items, variables, values):
                     it[slot] = v
+                    if not single:
+                        var["item"] = it
+                        var["subs"].append((v, f"${{item.{slot}}}"))
                 tpl = f"${{item.{slot}}}"
             column.append(tpl)
         if single:
             do["cmd"] = column[0]
         elif column:
             do[field] = column
+    do = {"cmd": do.pop("cmd"), **do}
     return {"foreach": {k: it for k, it in zip(keys, items)}, "do": do}
 
 
@@ -303,7 +321,9 @@ def write_dvc(*extra: str) -> Path:
 def _snakemake_name(dvc_name: str) -> str:
     """DVC's foreach name for a sweep run, ``<stage>_<sweep>[s]@<entry>-<seed>`` (``train_tokenizer_table2@no-prior-1``,
     ``sample_videos_table2s@no-cfg-0``, ``encode_tokens_scaling@tokens-16-0``), as Snakemake's job name
-    ``<stage>@<sweep>-<entry>-s<seed>`` (both run the same command; see dvc.yaml)."""
+    ``<stage>@<sweep>-<entry>-s<seed>`` (both run the same command; see dvc.yaml). A second foreach stage of one rule
+    (``<stage>_2``: its jobs have lists of another length, e.g. more train_datasets) names the same jobs."""
+    dvc_name = re.sub(r"^(\w+?)_\d+(?=@|$)", r"\1", dvc_name)
     m = re.match(rf"^(\w+?)_({'|'.join(SWEEPS)})s?@(.+)-(\d+)$", dvc_name)
     return f"{m[1]}@{m[2]}-{m[3]}-s{m[4]}" if m else dvc_name
 
