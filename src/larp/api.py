@@ -4,7 +4,7 @@ file or array into token ids, token ids back into frames, sample a class or cont
 A *tokenizer folder* is a ``train_tokenizer`` or ``import_official`` output (``results/tokenizer/<variant>/``); a
 *generator folder* a ``train_generator`` or ``import_official`` output (``results/generator/<name>/``). Each holds
 ``model.safetensors`` with its configuration in the header, so the folder alone rebuilds the model (loaded with
-``larp.stages.tokenizer.load_tokenizer`` / ``larp.generator.train.load_generator``: safetensors, never a pickle).
+``larp.models.load_tokenizer`` / ``larp.models.load_generator``: safetensors, never a pickle).
 
 Frames are uint8 ``(T, H, W, 3)`` RGB arrays, what a video decoder returns; clips are the tokenizer's
 ``frames`` x ``resolution`` x ``resolution``::

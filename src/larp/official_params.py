@@ -1,7 +1,7 @@
 """The ``official`` parameter section (the released checkpoints to import): its entries, as the Snakefile reads them.
 
 Importable without torch (the import_official rule and ``reproduce_official`` read it at every Snakemake parse);
-the import itself is larp.official, which re-exports these functions.
+the weight conversion is larp.official and the stage larp.stages.official.
 """
 
 from __future__ import annotations

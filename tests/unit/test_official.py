@@ -1,4 +1,4 @@
-"""Stage import_official (larp.official) on tiny official-format folders built here: no network, no real weights.
+"""Stage import_official (larp.stages.official over larp.official) on tiny official-format folders built here: no network, no real weights.
 
 Each folder is what the official classes write through PyTorchModelHubMixin: config.json (the constructor's
 arguments, or the ModelArgs fields of the AR generator) and model.safetensors under the official module names.

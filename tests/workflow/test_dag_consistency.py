@@ -109,3 +109,27 @@ def test_foreach_items_name_their_varying_inputs():
     sample = stages["sample_videos"]
     assert "--tokenizer ${item.tokenizer}" in sample["do"]["cmd"] and "${item.tokenizer}" in sample["do"]["deps"]
     assert sample["foreach"]["class-patchwise"]["tokenizer"] == "results/tokenizer/patchwise"
+
+
+def test_dry_run_listing_keeps_jobs_with_a_command_only():
+    text = """Building DAG of jobs...
+rule train_tokenizer:
+    input: results/clips/a, results/clips/b
+    output: results/tokenizer/larp
+    wildcards: tok=larp
+Shell command: python workflow/scripts/train_tokenizer.py --variant larp > logs/train_tokenizer/larp.log 2>&1
+
+localrule reproduce_official:
+    input: results/tokenizer/x
+    jobid: 0
+Shell command: None
+
+checkpoint split:
+    input: data/x
+    output: results/split
+Shell command: python s.py > 'logs/a b.log' 2>&1
+"""
+    jobs = dag.parse_dry_run(text)
+    assert [j["rule"] for j in jobs] == ["train_tokenizer", "split"]
+    assert jobs[0]["inputs"] == ["results/clips/a", "results/clips/b"] and jobs[0]["wildcards"] == {"tok": "larp"}
+    assert dag.normalise_cmd(jobs[1]["cmd"]) == ("python", "s.py")

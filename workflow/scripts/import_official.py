@@ -7,7 +7,7 @@ Outputs: --out DIR (results/tokenizer/<name> or results/generator/<name>: model.
 Refuses (exit 2), naming each offender: unknown or unsupported config.json keys, missing, extra or mis-shaped tensors.
 Tiny run (tests/unit/test_official.py builds official-format folders):
     python workflow/scripts/import_official.py --params params.yaml my-official.yaml --name larp-official \
-        --out results/tokenizer/larp-official --metrics results/metrics/import_official/larp-official.json
+        --out results/tokenizer/larp-official --metrics results/metrics/import_official/tokenizer/larp-official.json
 """
 
 from __future__ import annotations

@@ -59,7 +59,12 @@ def normalise_cmd(cmd: str) -> tuple[str, ...]:
 def dry_run_jobs(*extra: str, targets: tuple[str, ...] = ("all",)) -> list[dict]:
     """Every job of ``targets`` from a forced dry run (``snakemake -n -p -F``), in Snakemake's order: rule,
     wildcards (ordered), inputs and outputs (ordered lists) and the shell command as Snakemake would run it."""
-    text = _run(["snakemake", *targets, "-n", "-p", "-F", "--cores", "1", *extra])
+    return parse_dry_run(_run(["snakemake", *targets, "-n", "-p", "-F", "--cores", "1", *extra]))
+
+
+def parse_dry_run(text: str) -> list[dict]:
+    """The jobs of a ``snakemake -n -p`` listing: one block per job, headed ``rule``, ``localrule`` or ``checkpoint``;
+    jobs with no shell command (targets such as ``all``) are left out."""
     jobs = []
     for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", text):
         m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
@@ -68,7 +73,9 @@ def dry_run_jobs(*extra: str, targets: tuple[str, ...] = ("all",)) -> list[dict]
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
         wild = [kv.split("=", 1) for kv in fields.get("wildcards", "").split(", ") if "=" in kv]
         cmd = re.search(r"^Shell command: (.*)$", block, flags=re.M)
-        jobs.append({"rule": m.group(1), "wildcards": dict(wild), "cmd": cmd.group(1) if cmd else None,
+        if not cmd or cmd.group(1) == "None":  # a rule that only collects targets (reproduce_official ...)
+            continue
+        jobs.append({"rule": m.group(1), "wildcards": dict(wild), "cmd": cmd.group(1),
                      "inputs": [i for i in fields.get("input", "").split(", ") if i],
                      "outputs": [o for o in fields.get("output", "").split(", ") if o]})
     return jobs
@@ -98,7 +105,8 @@ DVC_HEADER = """\
 # reads(...) (larp.reads.dvc_keys). Code dependencies are the stage script and the library modules it imports,
 # found by walking its imports. A rule's jobs share one `foreach` stage named after the rule (a sweep's runs:
 # <rule>_<sweep>, its sampling-only runs <rule>_<sweep>s, keyed <entry>-<seed>), so DVC names them as Snakemake
-# does: train_tokenizer@larp, train_tokenizer_table2@no-prior-1.
+# does: train_tokenizer@larp, train_tokenizer_table2@no-prior-1. Jobs of one rule whose lists differ in length (a
+# tokenizer with more train_datasets) get a second stage <rule>_2, naming the same jobs.
 """
 # Training curves (one CSV per run, a row per logged step; written by train_tokenizer / train_generator beside their
 # metrics, not declared as outputs so that the stage graph stays the one Snakemake declares): `dvc plots show`

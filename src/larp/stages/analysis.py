@@ -36,6 +36,7 @@ from ..sweeps import (  # ngram_runs: torch-free there (the Snakefile reads it);
     ngram_runs,
 )
 from ..tracking import tracker_for
+from .checks import check_dataset
 
 SECTION = "analysis"
 
@@ -129,11 +130,15 @@ def run_ngrams(params: Mapping[str, Any], *, generators: str | os.PathLike | Seq
 # Token importance (App. B.3) and redundancy (App. B.2)
 
 
-def _test_videos(clips: str | os.PathLike, num: int, frames: int, rfvd_seed: int) -> torch.Tensor:
+def _test_videos(clips: str | os.PathLike, num: int, frames: int, rfvd_seed: int,
+                 tokenizer_meta: Mapping[str, Any]) -> torch.Tensor:
     """The first ``num`` validation windows of the clip store's test split (the tokenizer's ``val_dataset``, which the
-    rule passes): one seeded window per video (``rfvd_windows`` with ``clips.rfvd_seed``), as train_tokenizer picks
-    its validation clips."""
+    rule passes and the tokenizer's file records): one seeded window per video (``rfvd_windows`` with
+    ``clips.rfvd_seed``), as train_tokenizer picks its validation clips."""
     store = ClipStore(clips, "test")
+    val_dataset = (tokenizer_meta.get("stage_config") or {}).get("val_dataset")  # None for an imported tokenizer
+    if val_dataset:
+        check_dataset(f"clip store {store.root}", store.dataset, val_dataset, "the tokenizer's val_dataset")
     return to_float_video(store.read_many(rfvd_windows(store, frames, rfvd_seed)[:num], frames))
 
 
@@ -145,8 +150,9 @@ def run_importance(params: Mapping[str, Any], *, tokenizer: str | os.PathLike, c
 
     a = params[SECTION]["importance"]
     device = resolve_device(params["run"]["device"])
-    tok, _ = load_tokenizer(tokenizer, device=device)
-    videos = _test_videos(clips, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"])
+    (tokenizer,) = pick_named([tokenizer], [a["tokenizer"]], stage="train_tokenizer")
+    tok, meta = load_tokenizer(tokenizer, device=device)
+    videos = _test_videos(clips, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"], meta)
     drops = token_importance(tok, videos, torch.Generator().manual_seed(a["seed"]))  # (V, n)
     heat = token_heatmap(tok, videos, index=a["heatmap_token"])
     per_token = drops.mean(0)  # (n,)
@@ -157,7 +163,7 @@ def run_importance(params: Mapping[str, Any], *, tokenizer: str | os.PathLike, c
     metrics = {"mean_drop_db": float(drops.mean()), "max_drop_db": float(drops.max()),
                "top_token": int(per_token.argmax()), "top_token_mean_drop_db": float(per_token.max()),
                "split_half_correlation": consistency, "num_videos": int(drops.shape[0])}
-    with tracker_for(params, stage="analysis_importance", variant=Path(tokenizer).name, study="analysis",
+    with tracker_for(params, stage="analysis_importance", variant=a["tokenizer"], study="analysis",
                      resolved={"importance": dict(a)}) as tracker:
         with atomic_dir(out_dir) as tmp:
             v, t = np.meshgrid(np.arange(drops.shape[0]), np.arange(drops.shape[1]), indexing="ij")
@@ -187,8 +193,8 @@ def run_redundancy(params: Mapping[str, Any], *, tokenizers: Sequence[str | os.P
     scores = {}
     for name, folder, store in zip(a["tokenizers"], tokenizers, list(clips) * len(tokenizers) if len(clips) == 1
                                    else clips):
-        tok, _ = load_tokenizer(folder, device=device)
-        videos = _test_videos(store, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"])
+        tok, meta = load_tokenizer(folder, device=device)
+        videos = _test_videos(store, a["num_videos"], tok.cfg.frames, params["clips"]["rfvd_seed"], meta)
         scores[name] = redundancy_scores(tok, videos, levels=a["levels"])
     curves = {k: curve_of(v) for k, v in scores.items()}
     metrics = {f"{k}/gain_db": float(redundancy_gains(v).mean()) for k, v in scores.items()}

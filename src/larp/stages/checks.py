@@ -5,6 +5,7 @@ would then score or train the wrong data under the variant's name. Each check na
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..errors import StageError
@@ -18,7 +19,9 @@ def check_dataset(what: str, found: str, expected: str, key: str) -> None:
 
 
 def check_tokens(meta: Mapping[str, Any], folder: str, tokenizer: str, dataset: str) -> None:
-    """A token folder (encode_tokens' meta.json) holds the tokens of ``tokenizer`` on ``dataset``."""
+    """A token folder (encode_tokens' meta.json) holds the tokens of ``tokenizer`` on ``dataset`` (a meta.json
+    written before the dataset was recorded is judged by its folder name)."""
     if meta.get("variant") not in (None, tokenizer):
         raise StageError(f"token folder {folder} holds the tokens of tokenizer {meta['variant']!r} but the generator "
                          f"trains on {tokenizer!r}; pass results/tokens/{tokenizer}/{dataset}")
+    check_dataset(f"token folder {folder}", meta.get("dataset") or Path(folder).name, dataset, "the generator's dataset")

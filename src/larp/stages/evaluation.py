@@ -128,6 +128,7 @@ def _train_classifier(params: Mapping[str, Any], dataset: str, clips: Path,
     seed = int(params["run"]["seed"])
     set_seed(seed)
     train, test = ClipStore(clips, "train"), ClipStore(clips, "test")
+    check_dataset(f"clip store {train.root}", train.dataset, dataset, "train_detector's --dataset")
     cfg = ClassifierConfig(num_classes=train.num_classes, width=cfg_in["width"], feature_dim=cfg_in["feature_dim"],
                            frames=frames, resolution=cfg_in["resolution"])
     model = VideoClassifier(cfg).to(device)

@@ -94,7 +94,7 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
 def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, clips: Sequence[str | Path],
                       out_dir: str | Path, metrics_path: str | Path) -> dict[str, Any]:
     """Encode the train and test chunks of each clip store in ``clips`` (results/clips/<dataset>) with deterministic
-    SVQ; publish ``<out>/<dataset>/*.npz``, the dataset named by its store's folder."""
+    SVQ; publish ``<out>/<dataset>/*.npz``, the dataset as its store records it (extract_clips' summary.json)."""
     import numpy as np
 
     from ..tokenizer.encode import encode_store, token_stats
@@ -108,7 +108,7 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
                      resolved={"tokens": cfg, "tokenizer": {"model": meta["model_config"]}}) as tracker:
         with atomic_outputs() as outs:  # the tokens folder and the metrics file as one publication, tokens last
             tmp = outs.dir(out_dir)
-            names = [Path(c).name for c in clips]
+            names = [ClipStore(c, "train").dataset for c in clips]  # the dataset each store was extracted from
             if len(set(names)) != len(names):
                 raise StageError(f"encode_tokens: two clip stores share a dataset name: {[str(c) for c in clips]}")
             for root, name in sorted(zip(clips, names), key=lambda c: c[1]):
@@ -123,7 +123,8 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
                     metrics[f"{name}.{split}.clips"] = int(arrays["tokens"].shape[0])
                     metrics.update({f"{name}.{split}.{k}": v for k, v in stats.items()})
                 write_json(tmp / name / "meta.json", {
-                    "tokenizer": str(tokenizer_dir), "variant": tok, "num_tokens": int(arrays["tokens"].shape[1]),
+                    "tokenizer": str(tokenizer_dir), "variant": tok, "dataset": store.dataset,
+                    "num_tokens": int(arrays["tokens"].shape[1]),
                     "codebook_size": model.cfg.codebook_size, "num_classes": store.num_classes,
                     "class_names": list(store.class_names), "frames": model.cfg.frames,
                     "fp_context_frames": cfg["fp_context_frames"]})
