@@ -80,3 +80,15 @@ def dataclass_from_section(cls: type[_T], section: Mapping[str, Any], where: str
             value = tuple(typing.get_args(kind)[0](v) for v in value)
         values[f.name] = value
     return cls(**values)
+
+
+class SectionView:
+    """A frozen dataclass that is the typed view of one params section (``SECTION`` names it): built once by
+    :meth:`from_section` at a stage's boundary, read as attributes inside."""
+
+    SECTION = ""  # a plain class attribute, not a dataclass field
+
+    @classmethod
+    def from_section(cls: type[_T], section: Mapping[str, Any]) -> _T:
+        """The settings in a resolved ``SECTION`` section; ValueError naming a missing key."""
+        return dataclass_from_section(cls, section, cls.SECTION)

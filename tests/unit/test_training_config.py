@@ -14,8 +14,8 @@ import pytest
 from larp.config import load_params, schema, variant_section
 from larp.generator.config import GENERATOR_OTHER_KEYS, GeneratorTraining
 from larp.sweeps import all_trained_runs
-from larp.tokenizer.config import (TOKENIZER_OTHER_KEYS, DiscriminatorSize, TokenizerLoss, TokenizerTraining,
-                                   dataclass_from_section)
+from larp.dictconfig import dataclass_from_section
+from larp.tokenizer.config import TOKENIZER_OTHER_KEYS, DiscriminatorSize, TokenizerLoss, TokenizerTraining
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = load_params([ROOT / "params.yaml"])

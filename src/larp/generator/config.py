@@ -8,11 +8,9 @@ is the typed view of the training keys of the ``generator`` params section that 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from larp.dictconfig import DictIO, dataclass_from_section
+from larp.dictconfig import DictIO, SectionView
 
 MODES = ("class", "fp")
 
@@ -74,11 +72,13 @@ class GeneratorConfig(DictIO):
 
 
 @dataclass(frozen=True)
-class GeneratorTraining:
+class GeneratorTraining(SectionView):
     """How a generator trains: the training keys of the resolved ``generator`` params section (larp.generator.train).
 
     Built once with :meth:`from_section`; the keys it does not own are listed in :data:`GENERATOR_OTHER_KEYS`.
     """
+
+    SECTION = "generator"
 
     # length and batch: optimisation steps; global batch of token sequences, split over the torchrun processes
     steps: int
@@ -95,11 +95,6 @@ class GeneratorTraining:
     # steps between resumable checkpoints and between logged training metrics
     checkpoint_every: int
     log_every: int
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> GeneratorTraining:
-        """The training settings of a resolved ``generator`` section; ValueError naming a missing key."""
-        return dataclass_from_section(cls, section, "generator")
 
 
 # Keys of the ``generator`` section that GeneratorTraining does not own, and who reads them instead.

@@ -11,11 +11,9 @@ the ``tokenizer`` params section that larp.tokenizer.train reads.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from larp.dictconfig import DictIO, dataclass_from_section
+from larp.dictconfig import DictIO, SectionView
 
 
 
@@ -203,11 +201,13 @@ class DiscriminatorSize:
 
 
 @dataclass(frozen=True)
-class TokenizerTraining:
+class TokenizerTraining(SectionView):
     """How a tokenizer trains: the training keys of the resolved ``tokenizer`` params section (larp.tokenizer.train).
 
     Built once with :meth:`from_section`; the keys it does not own are listed in :data:`TOKENIZER_OTHER_KEYS`.
     """
+
+    SECTION = "tokenizer"
 
     # length and batch: optimisation steps; global batch of clips, split over the torchrun processes
     steps: int
@@ -254,11 +254,6 @@ class TokenizerTraining:
     # loss weights and the discriminator's size
     loss: TokenizerLoss
     discriminator: DiscriminatorSize
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> TokenizerTraining:
-        """The training settings of a resolved ``tokenizer`` section; ValueError naming a missing key."""
-        return dataclass_from_section(cls, section, "tokenizer")
 
 
 # Keys of the ``tokenizer`` section that TokenizerTraining does not own, and who reads them instead.
