@@ -6,7 +6,8 @@
     snakemake --cores all analyses                              # App. B analyses + reports/claims.md
     snakemake reproduce_official --cores all --configfile workflow/configs/official.yaml  # released weights, scored
     snakemake --cores all --configfile workflow/configs/paper.yaml reproduce_table1   # paper scale
-dvc.yaml declares the same stages with the same commands (tests/workflow/test_dag_consistency.py proves it).
+The rules are the one declaration of the DAG: dvc.yaml is generated from them (python workflow/tools/dag.py
+--write-dvc), and tests/workflow/test_dag_consistency.py fails while it is stale.
 """
 
 from snakemake.utils import min_version
