@@ -140,7 +140,6 @@ def make_clip_store(params: dict, work: Path, threads: int) -> Path:
 def scale_tokenizer(params: dict, clips: Path, work: Path, sizes: Sequence[int], steps: int) -> Scaling:
     from larp.config import variant_section
     from larp.data.clips import ClipStore
-    from larp.tokenizer.config import TokenizerTraining
     from larp.tokenizer.train import train_tokenizer
 
     store = ClipStore(clips, "train")
@@ -149,7 +148,7 @@ def scale_tokenizer(params: dict, clips: Path, work: Path, sizes: Sequence[int],
         section = {**variant_section(params, "tokenizer", "tokenizers", "larp"), "steps": steps + 2, "log_every": 1,
                    "batch_size": batch, "checkpoint_every": 10**9}
         seconds.append(step_seconds(lambda log, s=section, b=batch: train_tokenizer(
-            TokenizerTraining.from_section(s), s, params["clips"], [store], work_dir=work / f"tok-{b}", seed=0,
+            s, params["clips"], [store], work_dir=work / f"tok-{b}", seed=0,
             device="cpu", log=log), warmup=2))
     return Scaling("train_tokenizer", "s/step", "clips per step (batch)", list(sizes), seconds, "clips/s",
                    [b / s for b, s in zip(sizes, seconds)])
@@ -157,12 +156,10 @@ def scale_tokenizer(params: dict, clips: Path, work: Path, sizes: Sequence[int],
 
 def scale_generator(params: dict, work: Path, sizes: Sequence[int], steps: int) -> Scaling:
     from larp.config import variant_section
-    from larp.generator.config import GeneratorTraining
     from larp.generator.train import TokenData, train_generator
 
     section = {**variant_section(params, "generator", "generators", "class-larp"), "steps": steps + 2,
                "log_every": 1, "checkpoint_every": 10**9}
-    training = GeneratorTraining.from_section(section)
     vocab, classes = params["tokenizer"]["model"]["codebook_size"], params["synthetic"]["num_classes"]
     rng, seconds = np.random.default_rng(0), []
     for n in sizes:
@@ -170,8 +167,8 @@ def scale_generator(params: dict, work: Path, sizes: Sequence[int], steps: int) 
                          cond=rng.integers(0, classes, 256), meta={"num_tokens": n, "codebook_size": vocab,
                                                                    "num_classes": classes})
         seconds.append(step_seconds(lambda log, d=data, k=n: train_generator(
-            training, section, d, work_dir=work / f"gen-{k}", seed=0, device="cpu", log=log), warmup=2))
-    batch = training.batch_size
+            section, d, work_dir=work / f"gen-{k}", seed=0, device="cpu", log=log), warmup=2))
+    batch = section["batch_size"]
     return Scaling("train_generator", "s/step", f"tokens per video (batch {batch})", list(sizes), seconds,
                    "tokens/s", [batch * n / s for n, s in zip(sizes, seconds)])
 

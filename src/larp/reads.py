@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ParamsError
-from .sweeps import SWEEPS, find_run
+from .sweeps import run_override_keys
 
 ALWAYS = ("tracking",)
 VARIANT_KINDS = {"tokenizer": "tokenizers", "generator": "generators"}
@@ -187,18 +187,9 @@ def variant_keys(params: Mapping[str, Any], kind: str, variant: str) -> list[str
     ``reference``), and for the generator the sweep's ``mode``."""
     if variant in (params.get(VARIANT_KINDS[kind]) or {}):
         return [f"{VARIANT_KINDS[kind]}.{variant}"]
-    found = find_run(variant)
-    if not found:
+    keys = run_override_keys(params, kind, variant)
+    if keys is None:
         raise ParamsError(f"{VARIANT_KINDS[kind]}: no variant named {variant!r}")
-    sweep, entry, _seed = found
-    sw = params[sweep]
-    keys = [f"{sweep}.common"] if "common" in sw else []
-    if entry in (sw.get(SWEEPS[sweep]) or {}):
-        keys.append(f"{sweep}.{SWEEPS[sweep]}.{entry}")
-    else:
-        keys += [f"{sweep}.reference", f"{sweep}.{SWEEPS[sweep]}.{sw['reference']}", f"{sweep}.sampling_variants.{entry}"]
-    if kind == "generator" and "mode" in sw:
-        keys.append(f"{sweep}.mode")
     return keys
 
 

@@ -92,22 +92,50 @@ def generator_source(params: Mapping[str, Any], name: str) -> str:
     return name
 
 
-def run_overrides(params: Mapping[str, Any], section: str, name: str) -> dict[str, Any] | None:
-    """The dotted overrides of ``section`` ("tokenizer" | "generator") that make sweep run ``name``, or None if
-    ``name`` is not a declared run. Order: the sweep's common overrides, the entry's, then the seed (and, for the
-    generator, the run's own tokenizer and the sweep's generator mode)."""
+def _declared_run(params: Mapping[str, Any], name: str) -> tuple[str, str, int, str] | None:
+    """(sweep, entry, seed, the trained entry whose weights it uses) of a declared run ``name``; None otherwise."""
     found = find_run(name)
     if found is None:
         return None
     sweep, entry, seed = found
     sw = _sweep(params, sweep)
-    trained, sampling = entries(params, sweep), sw.get("sampling_variants") or {}
-    if seed not in (sw.get("seeds") or []) or (entry not in trained and entry not in sampling):
+    sampling = sw.get("sampling_variants") or {}
+    if seed not in (sw.get("seeds") or []) or (entry not in entries(params, sweep) and entry not in sampling):
         return None
-    source = sw["reference"] if entry in sampling else entry
+    return sweep, entry, seed, (sw["reference"] if entry in sampling else entry)
+
+
+def run_overrides(params: Mapping[str, Any], section: str, name: str) -> dict[str, Any] | None:
+    """The dotted overrides of ``section`` ("tokenizer" | "generator") that make sweep run ``name``, or None if
+    ``name`` is not a declared run. Order: the sweep's common overrides, the entry's, then the seed (and, for the
+    generator, the run's own tokenizer and the sweep's generator mode)."""
+    run = _declared_run(params, name)
+    if run is None:
+        return None
+    sweep, entry, seed, source = run
+    sw = _sweep(params, sweep)
+    trained, sampling = entries(params, sweep), sw.get("sampling_variants") or {}
     out = {**((sw.get("common") or {}).get(section) or {}), **((trained[source] or {}).get(section) or {}),
            "seed": seed}
     if section == "generator":
         out.update({"tokenizer": run_name(source, seed, sweep), "mode": sw.get("mode", "class"), "sampling.seed": seed})
         out.update({f"sampling.{k}": v for k, v in (sampling.get(entry) or {}).items()})
     return out
+
+
+def run_override_keys(params: Mapping[str, Any], section: str, name: str) -> list[str] | None:
+    """The params key paths :func:`run_overrides` reads for run ``name`` (what DVC must track for it): the sweep's
+    ``common`` and the trained entry, for a sampling run also ``reference`` and its own ``sampling_variants`` entry,
+    for the generator the sweep's ``mode``. None if ``name`` is not a declared run."""
+    run = _declared_run(params, name)
+    if run is None:
+        return None
+    sweep, entry, _seed, source = run
+    sw = _sweep(params, sweep)
+    keys = [f"{sweep}.common"] if "common" in sw else []
+    keys.append(f"{sweep}.{SWEEPS[sweep]}.{source}")
+    if source != entry:
+        keys += [f"{sweep}.reference", f"{sweep}.sampling_variants.{entry}"]
+    if section == "generator" and "mode" in sw:
+        keys.append(f"{sweep}.mode")
+    return keys

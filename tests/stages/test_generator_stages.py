@@ -181,7 +181,7 @@ def test_a_clip_store_of_another_dataset_is_refused(trained, capsys):
     write_json(other / "summary.json", {"dataset": "ucf101", "params": {"clips": {"resolution": RES}}})
     assert _sample(trained, "class-larp", "wrong-store", clips=other) == 2
     err = capsys.readouterr().err
-    assert "was made from dataset 'ucf101' but generators.class-larp.dataset is 'synthetic'" in err
+    assert "was extracted from dataset 'ucf101', but params name 'synthetic' for this stage" in err
     assert not (trained["tmp"] / "samples/wrong-store").exists()
 
 

@@ -16,7 +16,6 @@ import yaml
 from larp.config import load_params, variant_section
 from larp.data.clips import ClipStore
 from larp.generator.video_io import read_mp4
-from larp.tokenizer.config import TokenizerTraining
 from larp.errors import NonFiniteLoss
 
 from .scripts import stage_script
@@ -165,21 +164,21 @@ def test_encode_tokens_stage(trained, params_file, clips_dir, tmp_path, tracking
 
 
 def _section(params_file, **overrides):
-    """params, the larp variant's tokenizer section with ``overrides``, and its typed training settings."""
+    """params and the larp variant's tokenizer section with ``overrides``."""
     params = load_params(params_file)
     section = variant_section(params, "tokenizer", "tokenizers", "larp")
     section = copy.deepcopy(section)
     section.update(overrides)
-    return params, section, TokenizerTraining.from_section(section)
+    return params, section
 
 
 def test_resume_equals_uninterrupted(params_file, clips_dir, tmp_path):
     from larp.tokenizer.train import train_tokenizer
 
     torch.set_num_threads(1)
-    params, section, training = _section(params_file, steps=6, checkpoint_every=2)
+    params, section = _section(params_file, steps=6, checkpoint_every=2)
     stores = [ClipStore(clips_dir / "synthetic", "train")]
-    args = (training, section, params["clips"], stores)
+    args = (section, params["clips"], stores)
     full = train_tokenizer(*args, work_dir=tmp_path / "a", seed=0, device="cpu")
     part = train_tokenizer(*args, work_dir=tmp_path / "b", seed=0, device="cpu", stop_after=3)
     assert part.steps == 3
@@ -196,9 +195,9 @@ def test_resumed_metrics_equal_uninterrupted_ones(params_file, clips_dir, tmp_pa
     from larp.tokenizer.train import train_tokenizer
 
     torch.set_num_threads(1)
-    params, section, training = _section(params_file, steps=6, checkpoint_every=2, log_every=2)
+    params, section = _section(params_file, steps=6, checkpoint_every=2, log_every=2)
     stores = [ClipStore(clips_dir / "synthetic", "train")]
-    args = (training, section, params["clips"], stores)
+    args = (section, params["clips"], stores)
     full = train_tokenizer(*args, work_dir=tmp_path / "a", seed=0, device="cpu")
     assert full.steps == 6 and "train_total" in full.metrics
     train_tokenizer(*args, work_dir=tmp_path / "b", seed=0, device="cpu", stop_after=3)
@@ -242,7 +241,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(params_file, clips_dir, tmp_pa
     from larp.tokenizer import model as model_mod
     from larp.tokenizer.train import train_tokenizer
 
-    params, section, training = _section(params_file, steps=6, checkpoint_every=2)
+    params, section = _section(params_file, steps=6, checkpoint_every=2)
     original, calls = model_mod.LARPTokenizer.forward, {"n": 0}
 
     def poisoned(self, video, deterministic=False):
@@ -255,7 +254,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(params_file, clips_dir, tmp_pa
     monkeypatch.setattr(model_mod.LARPTokenizer, "forward", poisoned)
     stores = [ClipStore(clips_dir / "synthetic", "train")]
     with pytest.raises(NonFiniteLoss, match="step 3"):
-        train_tokenizer(training, section, params["clips"], stores, work_dir=tmp_path, seed=0, device="cpu")
+        train_tokenizer(section, params["clips"], stores, work_dir=tmp_path, seed=0, device="cpu")
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())

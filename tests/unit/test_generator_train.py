@@ -43,8 +43,7 @@ def section(**overrides) -> dict:
 
 
 def train(cfg: dict, data: TokenData, **kwargs):
-    """train_generator on the section ``cfg`` (its typed training settings built from it)."""
-    return train_generator(GeneratorTraining.from_section(cfg), cfg, data, **kwargs)
+    return train_generator(cfg, data, **kwargs)
 
 
 @pytest.mark.parametrize("mode,cpu_bf16", [("class", False), ("fp", False), ("class", True)])
@@ -104,14 +103,6 @@ def test_resumed_metrics_equal_uninterrupted_ones(tmp_path):
     assert set(full.metrics) == {"train_loss", "train_acc"} and full.steps == 6
     for run in (resumed, again):
         assert (run.steps, run.metrics) == (full.steps, full.metrics)
-
-
-def test_settings_of_another_section_are_refused(tmp_path):
-    """The checkpoint identity is the section passed: settings built from another one would resume wrongly."""
-    with pytest.raises(ValueError, match="differs from GeneratorTraining.from_section"):
-        train_generator(GeneratorTraining.from_section(section(steps=5)), section(), token_data(), work_dir=tmp_path,
-                        seed=0, device="cpu")
-    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_weight_decay_only_on_linear_weights():

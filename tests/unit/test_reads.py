@@ -70,7 +70,7 @@ def test_dvc_keys(params):
     assert train[-3:] == ["table2.common", "table2.variants.no-prior", "table2.mode"]
     # a sampling-only run also tracks the reference entry whose weights it re-samples
     assert variant_keys(params, "generator", "table2-no-cfg-s2") == [
-        "table2.common", "table2.reference", f"table2.variants.{params['table2']['reference']}",
+        "table2.common", f"table2.variants.{params['table2']['reference']}", "table2.reference",
         "table2.sampling_variants.no-cfg", "table2.mode"]
     with pytest.raises(ParamsError, match="no --variant"):
         dvc_keys(params, ["tokenizer:variant"])

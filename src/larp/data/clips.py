@@ -317,7 +317,9 @@ class ClipStore:
     process (also after a fork), so it can be handed to DataLoader worker processes.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str):
+    def __init__(self, root: str | os.PathLike, split: str, dataset: str | None = None):
+        """Open ``split`` of the store at ``root``; with ``dataset``, refuse a store extracted from another dataset
+        (a stage is given the exact store of the dataset its params name, and a wrong path must not be scored)."""
         self.root, self.split = Path(root), split
         folder = self.root / split
         if not (folder / "manifest.csv").is_file():
@@ -343,6 +345,11 @@ class ClipStore:
             self.dataset = str(summary.get("dataset") or self.root.name)  # the datasets.<name> it was extracted from
         except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise self._damaged(self.root, f"classes.csv or summary.json unreadable: {exc!r}") from None
+        if dataset is not None and self.dataset != dataset:
+            from larp.errors import StageError
+
+            raise StageError(f"clip store {self.root} was extracted from dataset {self.dataset!r}, but params name "
+                             f"{dataset!r} for this stage; pass results/clips/{dataset}")
         self.num_classes = len(self.class_names)
         self._counts = self.manifest["num_frames"].to_numpy()
         self._shards = self.manifest["shard"].to_numpy()

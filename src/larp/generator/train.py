@@ -130,6 +130,7 @@ def build_optimizer(model: nn.Module, training: GeneratorTraining) -> torch.opti
 class TrainResult:
     model: ARGenerator
     config: GeneratorConfig
+    training: GeneratorTraining
     metrics: dict[str, float]
     steps: int
 
@@ -138,20 +139,18 @@ def _token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == tokens).float().mean()
 
 
-def train_generator(training: GeneratorTraining, section: Mapping[str, Any], data: TokenData, *,
-                    work_dir: str | Path, seed: int, device: str, dist: Dist = Dist(),
-                    log: Callable[[dict[str, float], int], None] | None = None,
+def train_generator(section: Mapping[str, Any], data: TokenData, *, work_dir: str | Path, seed: int, device: str,
+                    dist: Dist = Dist(), log: Callable[[dict[str, float], int], None] | None = None,
                     stop_after: int | None = None) -> TrainResult:
-    """Train for ``training.steps`` steps (resuming from ``work_dir``); return the model and the last window's means.
+    """Train the resolved generator ``section`` for its ``steps`` (resuming from ``work_dir``); return the model, its
+    training settings and the last window's means.
 
-    ``training`` holds the training settings, built from the resolved generator ``section`` with
-    :meth:`GeneratorTraining.from_section`; the section itself builds the model (preset, model, mode) and, without
-    its ``sampling`` part, identifies the checkpoint a run resumes from. ``stop_after`` ends the process's work early
-    at that step after checkpointing (used to test resumption).
+    The section is read once, at the top: its training keys become :class:`GeneratorTraining` (what the loop reads),
+    its model keys the model configuration, and the section without ``sampling`` identifies the checkpoint a run
+    resumes from. ``stop_after`` ends the process's work early at that step after checkpointing (used to test
+    resumption).
     """
-    if training != GeneratorTraining.from_section(section):  # the checkpoint identity must describe the run
-        raise ValueError("train_generator: `training` differs from GeneratorTraining.from_section(section); build it "
-                         "from the section that is passed")
+    training = GeneratorTraining.from_section(section)
     cfg = build_config(section, data.meta)
     steps, world = training.steps, dist.world
     if training.batch_size % world:
@@ -207,7 +206,8 @@ def train_generator(training: GeneratorTraining, section: Mapping[str, Any], dat
             break
     bar.close()
     final = all_mean(window.last, dist, device)
-    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=done)
+    return TrainResult(model=model, config=cfg, training=training, metrics={f"train_{k}": v for k, v in final.items()},
+                       steps=done)
 
 
 def _data_identity(data: TokenData) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from ..sweeps import (  # ngram_runs: torch-free there (the Snakefile reads it);
     ngram_runs,
 )
 from ..tracking import tracker_for
-from .checks import check_dataset
 
 SECTION = "analysis"
 
@@ -135,10 +134,8 @@ def _test_videos(clips: str | os.PathLike, num: int, frames: int, rfvd_seed: int
     """The first ``num`` validation windows of the clip store's test split (the tokenizer's ``val_dataset``, which the
     rule passes and the tokenizer's file records): one seeded window per video (``rfvd_windows`` with
     ``clips.rfvd_seed``), as train_tokenizer picks its validation clips."""
-    store = ClipStore(clips, "test")
     val_dataset = (tokenizer_meta.get("stage_config") or {}).get("val_dataset")  # None for an imported tokenizer
-    if val_dataset:
-        check_dataset(f"clip store {store.root}", store.dataset, val_dataset, "the tokenizer's val_dataset")
+    store = ClipStore(clips, "test", val_dataset)
     return to_float_video(store.read_many(rfvd_windows(store, frames, rfvd_seed)[:num], frames))
 
 

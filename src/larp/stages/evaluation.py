@@ -127,8 +127,7 @@ def _train_classifier(params: Mapping[str, Any], dataset: str, clips: Path,
     device = resolve_device(params["run"]["device"])
     seed = int(params["run"]["seed"])
     set_seed(seed)
-    train, test = ClipStore(clips, "train"), ClipStore(clips, "test")
-    check_dataset(f"clip store {train.root}", train.dataset, dataset, "train_detector's --dataset")
+    train, test = ClipStore(clips, "train", dataset), ClipStore(clips, "test", dataset)
     cfg = ClassifierConfig(num_classes=train.num_classes, width=cfg_in["width"], feature_dim=cfg_in["feature_dim"],
                            frames=frames, resolution=cfg_in["resolution"])
     model = VideoClassifier(cfg).to(device)
@@ -242,8 +241,7 @@ def run_evaluate_tokenizer(params: Mapping[str, Any], variant: str, *, tokenizer
     device = resolve_device(params["run"]["device"])
     model, _ = load_tokenizer(tokenizer_dir, device=device)
     cfg = model.cfg
-    store = ClipStore(clips, split)
-    check_dataset(f"clip store {store.root}", store.dataset, dataset, f"tokenizers.{variant}.val_dataset")
+    store = ClipStore(clips, split, dataset)
     if store.resolution != cfg.resolution:
         raise StageError(f"clip store {store.root} holds {store.resolution}px clips but tokenizer {variant} expects "
                          f"{cfg.resolution}px; re-run extract_clips and train_tokenizer with the same clips settings")
@@ -343,8 +341,7 @@ def run_evaluate_generator(params: Mapping[str, Any], variant: str, *, samples_d
     videos = np.load(samples_dir / "videos.npy", mmap_mode="r")  # (N, T, H, W, 3) uint8
     n, frames = videos.shape[:2]
     split = "train" if mode == "class" else "test"
-    store = ClipStore(clips, split)
-    check_dataset(f"clip store {store.root}", store.dataset, dataset, f"generators.{variant}.dataset")
+    store = ClipStore(clips, split, dataset)
     if videos.shape[2] != store.resolution:
         raise StageError(f"samples are {videos.shape[2]}px but clip store {store.root} holds {store.resolution}px "
                          "clips; re-run sample_videos")

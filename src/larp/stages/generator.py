@@ -24,7 +24,6 @@ import numpy as np
 from ..config import variant_section
 from ..data.clips import ClipStore, chunk_pool, sample_chunks
 from ..errors import StageError
-from ..generator.config import GeneratorTraining
 from ..generator.presets import count_parameters
 from ..generator.sampling import sample_videos
 from ..generator.train import build_config, evaluate_nll, load_tokens, train_generator, training_section
@@ -33,7 +32,7 @@ from ..io import atomic_outputs, save_weights, write_json
 from ..models import load_generator
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
 from ..tracking import CurveLog, curves_path, tracker_for
-from .checks import check_dataset, check_tokens
+from .checks import check_tokens
 
 
 def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str | Path, work_dir: str | Path,
@@ -42,7 +41,6 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str 
     dataset>: {train,test}.npz + meta.json) and publish weights + metrics."""
     section = variant_section(params, "generator", "generators", variant)
     train_cfg = training_section(section)
-    training = GeneratorTraining.from_section(section)
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
     seed = stage_seed(params, section)
@@ -57,13 +55,13 @@ def run_train_generator(params: Mapping[str, Any], variant: str, *, tokens: str 
     with tracker_for(params, stage="train_generator", variant=variant, study="generator", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         curves = CurveLog(work_dir, tracker.log_metrics)  # MLflow step metrics + the DVC plot's CSV
-        result = train_generator(training, train_cfg, data, work_dir=work_dir, seed=seed, device=device, dist=dist,
-                                 log=curves.log, stop_after=stop_after)
+        result = train_generator(section, data, work_dir=work_dir, seed=seed, device=device, dist=dist, log=curves.log,
+                                 stop_after=stop_after)
         barrier(dist)
-        if (stop_after is not None and result.steps < training.steps) or not dist.is_main:
+        if (stop_after is not None and result.steps < result.training.steps) or not dist.is_main:
             return result.metrics
         evaluated = evaluate_nll(result.model, val, device=device, limit=section["eval_clips"],
-                                 batch=training.batch_size)
+                                 batch=result.training.batch_size)
         metrics = {**result.metrics, **evaluated, "steps": result.steps, "seconds": time.perf_counter() - t0,
                    "params_generator": count_parameters(result.model), "train_examples": len(data)}
         meta = {"model_config": result.config.to_dict(), "stage_config": train_cfg, "variant": variant,
@@ -124,8 +122,7 @@ def run_sample_videos(params: Mapping[str, Any], variant: str, *, generator_dir:
     model, gen_meta = load_generator(generator_dir, device=device)
     tokenizer, _ = load_tokenizer(tokenizer_dir, device=device)
     split = "train" if mode == "class" else "test"
-    store = ClipStore(clips, split)
-    check_dataset(f"clip store {store.root}", store.dataset, section["dataset"], f"generators.{variant}.dataset")
+    store = ClipStore(clips, split, section["dataset"])
     _check_inputs(section, gen_meta, tokenizer.cfg, store)
     protocol = "class-conditional gFVD" if mode == "class" else "frame prediction"
     windows = _real_clips(store, tokenizer.cfg.frames, sampling["num_videos"], params["clips"]["gfvd_seed"], protocol)

@@ -18,11 +18,9 @@ from ..generator.video_io import side_by_side, to_uint8, write_mp4
 from ..io import atomic_outputs, save_weights, write_json
 from ..models import load_tokenizer
 from ..runtime import barrier, git_commit, init_distributed, resolve_device, set_seed, stage_seed
-from ..tokenizer.config import TokenizerTraining
 from ..tokenizer.presets import count_parameters
 from ..tokenizer.train import build_config, evaluate_reconstruction, save_recon_figure, train_tokenizer
 from ..tracking import CurveLog, curves_path, tracker_for
-from .checks import check_dataset
 
 
 def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips: Sequence[str | Path],
@@ -32,21 +30,16 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
     ``train_datasets``), validate on ``val_clips`` (its ``val_dataset``, test split), and publish weights, metrics
     and a reconstruction figure."""
     section = variant_section(params, "tokenizer", "tokenizers", variant)
-    training = TokenizerTraining.from_section(section)
     clips = params["clips"]
     device = resolve_device(params["run"]["device"])
     dist = init_distributed(device)
     seed = stage_seed(params, section)
     set_seed(seed)
-    train_stores = [ClipStore(store, "train") for store in train_clips]
-    val_store = ClipStore(val_clips, "test")
-    if len(train_stores) != len(section["train_datasets"]):
+    if len(train_clips) != len(section["train_datasets"]):
         raise StageError(f"tokenizers.{variant}.train_datasets names {len(section['train_datasets'])} dataset(s) but "
-                         f"{len(train_stores)} clip store(s) were given; pass one per dataset, in that order")
-    for store, name in zip(train_stores, section["train_datasets"]):
-        check_dataset(f"clip store {store.root}", store.dataset, name, f"tokenizers.{variant}.train_datasets")
-    check_dataset(f"clip store {val_store.root}", val_store.dataset, section["val_dataset"],
-                  f"tokenizers.{variant}.val_dataset")
+                         f"{len(train_clips)} clip store(s) were given; pass one per dataset, in that order")
+    train_stores = [ClipStore(store, "train", name) for store, name in zip(train_clips, section["train_datasets"])]
+    val_store = ClipStore(val_clips, "test", section["val_dataset"])
 
     t0 = time.perf_counter()
     # every key after presets and overrides: the section plus the model configuration it builds (preset + model.*)
@@ -55,10 +48,10 @@ def run_train_tokenizer(params: Mapping[str, Any], variant: str, *, train_clips:
     with tracker_for(params, stage="train_tokenizer", variant=variant, study="tokenizer", resolved=resolved,
                      is_main=dist.is_main) as tracker:
         curves = CurveLog(work_dir, tracker.log_metrics)  # MLflow step metrics + the DVC plot's CSV
-        result = train_tokenizer(training, section, clips, train_stores, work_dir=work_dir, seed=seed, device=device,
-                                 dist=dist, log=curves.log, stop_after=stop_after)
+        result = train_tokenizer(section, clips, train_stores, work_dir=work_dir, seed=seed, device=device, dist=dist,
+                                 log=curves.log, stop_after=stop_after)
         barrier(dist)
-        if stop_after is not None and result.steps < training.steps:
+        if stop_after is not None and result.steps < result.training.steps:
             return result.metrics
         if not dist.is_main:
             return result.metrics
@@ -108,13 +101,14 @@ def run_encode_tokens(params: Mapping[str, Any], *, tokenizer_dir: str | Path, c
                      resolved={"tokens": cfg, "tokenizer": {"model": meta["model_config"]}}) as tracker:
         with atomic_outputs() as outs:  # the tokens folder and the metrics file as one publication, tokens last
             tmp = outs.dir(out_dir)
-            names = [ClipStore(c, "train").dataset for c in clips]  # the dataset each store was extracted from
-            if len(set(names)) != len(names):
+            trains = [ClipStore(c, "train") for c in clips]
+            by_name = {s.dataset: s for s in trains}  # the dataset each store was extracted from
+            if len(by_name) != len(trains):
                 raise StageError(f"encode_tokens: two clip stores share a dataset name: {[str(c) for c in clips]}")
-            for root, name in sorted(zip(clips, names), key=lambda c: c[1]):
+            for name, train in sorted(by_name.items()):
                 (tmp / name).mkdir()
                 for split in ("train", "test"):
-                    store = ClipStore(root, split)
+                    store = train if split == "train" else ClipStore(train.root, split, name)
                     arrays = encode_store(model, store, batch=cfg["batch_size"], device=device,
                                           flip=cfg["flip_augment"] and split == "train",
                                           context=cfg["fp_context_frames"], desc=f"{name}/{split}")

@@ -99,6 +99,7 @@ class TokenizerStep(nn.Module):
 class TrainResult:
     model: LARPTokenizer
     config: TokenizerConfig
+    training: TokenizerTraining
     metrics: dict[str, float]
     steps: int
 
@@ -124,20 +125,18 @@ def _param_groups(model: LARPTokenizer) -> tuple[list[nn.Parameter], list[nn.Par
 
 # ---------------------------------------------------------------------------------------------------------------
 
-def train_tokenizer(training: TokenizerTraining, section: Mapping[str, Any], clips: Mapping[str, Any],
-                    train_stores: Sequence[ClipStore], *, work_dir: str | Path, seed: int, device: str,
-                    dist: Dist = Dist(), log: Callable[[dict[str, float], int], None] | None = None,
+def train_tokenizer(section: Mapping[str, Any], clips: Mapping[str, Any], train_stores: Sequence[ClipStore], *,
+                    work_dir: str | Path, seed: int, device: str, dist: Dist = Dist(),
+                    log: Callable[[dict[str, float], int], None] | None = None,
                     stop_after: int | None = None) -> TrainResult:
-    """Train for ``training.steps`` steps (resuming from ``work_dir``) and return the model and final metrics.
+    """Train the resolved tokenizer ``section`` for its ``steps`` (resuming from ``work_dir``); return the model, its
+    training settings and the final metrics.
 
-    ``training`` holds the training settings, built from the resolved tokenizer ``section`` with
-    :meth:`TokenizerTraining.from_section`; the section itself builds the model (preset, model, prior, use_prior)
-    and, whole, identifies the checkpoint a run resumes from. ``stop_after`` ends the process's work early at that
-    step after checkpointing (used to test resumption).
+    The section is read once, at the top: its training keys become :class:`TokenizerTraining` (what the loop reads),
+    its model keys the model configuration, and the whole section identifies the checkpoint a run resumes from.
+    ``stop_after`` ends the process's work early at that step after checkpointing (used to test resumption).
     """
-    if training != TokenizerTraining.from_section(section):  # the checkpoint identity must describe the run
-        raise ValueError("train_tokenizer: `training` differs from TokenizerTraining.from_section(section); build it "
-                         "from the section that is passed")
+    training = TokenizerTraining.from_section(section)
     cfg = build_config(section, clips)
     steps, world = training.steps, dist.world
     if training.batch_size % world:
@@ -278,7 +277,8 @@ def train_tokenizer(training: TokenizerTraining, section: Mapping[str, Any], cli
     bar.close()
     model.routing_bias = cfg.routing_bias  # the trained model: its own configured bias, no warm-up extra
     final = all_mean(window.last, dist, device)
-    return TrainResult(model=model, config=cfg, metrics={f"train_{k}": v for k, v in final.items()}, steps=done)
+    return TrainResult(model=model, config=cfg, training=training, metrics={f"train_{k}": v for k, v in final.items()},
+                       steps=done)
 
 
 # ---------------------------------------------------------------------------------------------------------------
